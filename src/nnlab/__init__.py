@@ -1,0 +1,1 @@
+"""nnlab: a reproducible, tracked deep-learning study."""

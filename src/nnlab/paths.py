@@ -1,0 +1,68 @@
+"""Every file and folder the pipeline reads or writes, relative to the project root.
+
+Stages run with the project root as working directory (DVC runs them there, also inside
+the temporary copies that `dvc exp run` makes). Only the tracking store is shared across
+those copies: `project_root()` finds the original project behind such a copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+DATA = Path("data")
+MNIST = DATA / "mnist.npz"
+MNIST_PROVENANCE = DATA / "provenance.json"
+
+MODELS = Path("models")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+SERIES = PLOTS / "series"
+FIGURES = PLOTS / "figures"
+REPORT = Path("report")
+
+TRACKING_DB = "mlflow.db"
+TRACKING_ARTIFACTS = "mlartifacts"
+
+_EXPERIMENT_COPY = (".dvc", "tmp", "exps")
+
+
+def run_name(arch: str, variant: str) -> str:
+    """Name of one training run, as in stage names and file names: `cnn-batchnorm`."""
+    return f"{arch}-{variant}"
+
+
+def model_file(name: str) -> Path:
+    return MODELS / f"{name}.keras"
+
+
+def train_metrics(name: str) -> Path:
+    return METRICS / "train" / f"{name}.json"
+
+
+def train_series(name: str) -> Path:
+    """Per-iteration training loss and accuracy (one row per iteration)."""
+    return SERIES / name / "train.csv"
+
+
+def test_series(name: str) -> Path:
+    """Test loss and accuracy every `eval_every` iterations."""
+    return SERIES / name / "test.csv"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The project folder, also when running inside a copy made by `dvc exp run`.
+
+    DVC names the original project in DVC_ROOT for queued experiments; for a run in a
+    temporary copy without it, the copy's own path under `.dvc/tmp/exps` tells.
+    """
+    if start is None and os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    start = (start or Path.cwd()).resolve()
+    parts = start.parts
+    for index in range(len(parts) - len(_EXPERIMENT_COPY) + 1):
+        if parts[index : index + len(_EXPERIMENT_COPY)] == _EXPERIMENT_COPY:
+            return Path(*parts[:index])
+    return start
