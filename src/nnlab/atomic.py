@@ -31,6 +31,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     )
     os.close(handle)
     temporary = Path(name)
+    os.chmod(temporary, 0o666 & ~_umask())
     try:
         yield temporary
         os.replace(temporary, target)
@@ -56,6 +57,13 @@ def write_json(target: str | Path, document: Any) -> None:
 def write_csv(target: str | Path, table: pd.DataFrame) -> None:
     with atomic_path(target) as temporary:
         table.to_csv(temporary, index=False, float_format="%.8g")
+
+
+def _umask() -> int:
+    """The process's file-creation mask (mkstemp ignores it and creates files 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _reject_non_finite(value: Any, where: str) -> None:

@@ -34,22 +34,37 @@ def run_name(arch: str, variant: str) -> str:
     return f"{arch}-{variant}"
 
 
-def model_file(name: str) -> Path:
-    return MODELS / f"{name}.keras"
+def sweep_name(dropout_rate: float) -> str:
+    """Name of one run of the softmax dropout sweep: `softmax-dropout-0.1`."""
+    return f"softmax-dropout-{dropout_rate}"
 
 
-def train_metrics(name: str) -> Path:
-    return METRICS / "train" / f"{name}.json"
+def model_file(name: str, group: str = "train") -> Path:
+    return MODELS / group / f"{name}.keras"
 
 
-def train_series(name: str) -> Path:
+def train_metrics(name: str, group: str = "train") -> Path:
+    """Final accuracy and loss of one training (reproducible to the byte)."""
+    return METRICS / group / f"{name}.json"
+
+
+def timing_metrics(name: str, group: str = "train") -> Path:
+    """Wall times of one training, kept apart from its reproducible results."""
+    return METRICS / "timing" / group / f"{name}.json"
+
+
+def series_folder(name: str, group: str = "train") -> Path:
+    return SERIES / group / name
+
+
+def train_series(name: str, group: str = "train") -> Path:
     """Per-iteration training loss and accuracy (one row per iteration)."""
-    return SERIES / name / "train.csv"
+    return series_folder(name, group) / "train.csv"
 
 
-def test_series(name: str) -> Path:
+def test_series(name: str, group: str = "train") -> Path:
     """Test loss and accuracy every `eval_every` iterations."""
-    return SERIES / name / "test.csv"
+    return series_folder(name, group) / "test.csv"
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -66,3 +81,18 @@ def project_root(start: Path | None = None) -> Path:
         if parts[index : index + len(_EXPERIMENT_COPY)] == _EXPERIMENT_COPY:
             return Path(*parts[:index])
     return start
+
+
+# Part 1: hand-written gradients and gradient descent.
+
+GRADCHECK_METRICS = METRICS / "gradcheck.json"
+GRADIENT_TABLE = REPORT / "gradient_table.md"
+GRADIENT_TABLE_VALUES = METRICS / "gradient_table.json"
+DESCENT_METRICS = METRICS / "descent.json"
+DESCENT_SERIES = SERIES / "descent"
+GRADIENT_BENCHMARK = Path("bench") / "results" / "gradient.json"
+
+
+def descent_series(dim: int) -> Path:
+    """Mean loss per pass over the data set for size K = dim, one column per learning rate."""
+    return DESCENT_SERIES / f"k{dim}.csv"

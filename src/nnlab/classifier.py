@@ -1,0 +1,101 @@
+"""One training stage of the study: data, model, fit, outputs and tracking, in that order."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import keras
+
+from nnlab import atomic, paths, tracking
+from nnlab.mnist import load_mnist
+from nnlab.models import Variant, build_model
+from nnlab.params import Params, flatten
+from nnlab.training import TrainingResult, fit
+
+log = logging.getLogger(__name__)
+
+
+def train_classifier(
+    name: str, arch: str, variant: Variant, params: Params, stage: str, group: str = "train"
+) -> TrainingResult:
+    """Train one classifier, write its model, metrics and series, and log an MLflow run."""
+    data = load_mnist(
+        paths.MNIST, train_limit=params.data.train_limit, test_limit=params.data.test_limit
+    )
+    images = data.x_train[..., None]  # (N, 28, 28, 1)
+    test_images = data.x_test[..., None]
+
+    model = build_model(arch, variant, params.arch)
+    resolved = {
+        "seed": params.seed,
+        "arch": arch,
+        "batchnorm": variant.batchnorm is not None,
+        "dropout_rate": variant.dropout_rate or 0.0,
+        "train_images": len(images),
+        "test_images": len(test_images),
+        **flatten(params.train, prefix="train."),
+        **flatten(getattr(params.arch, arch), prefix=f"arch.{arch}."),
+    }
+    if variant.batchnorm is not None:
+        resolved.update(flatten(variant.batchnorm, prefix="batchnorm."))
+
+    with tracking.start_run(stage=stage, run_name=name, params=resolved) as run:
+        run.set_tags({"keras_backend": keras.backend.backend(), "data": _data_digest()})
+        result = fit(model, images, data.y_train, test_images, data.y_test, params.train, run=run)
+        timing = _timing(result, params.train.batch_size)
+        _write_outputs(name, group, model, result, timing)
+        run.log_metrics({**_summary(result), **timing})
+        run.log_artifact(paths.model_file(name, group), "model")
+
+    return result
+
+
+def _summary(result: TrainingResult) -> dict[str, float]:
+    return {
+        "test_accuracy": result.test.accuracy,
+        "test_loss": result.test.loss,
+        "final_train_accuracy": result.train.accuracy,
+        "final_train_loss": result.train.loss,
+    }
+
+
+def _timing(result: TrainingResult, batch_size: int) -> dict[str, float]:
+    return {
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.history.eval_seconds,
+        "images_per_second": result.iterations * batch_size / result.train_seconds,
+    }
+
+
+def _write_outputs(
+    name: str,
+    group: str,
+    model: keras.Model,
+    result: TrainingResult,
+    timing: dict[str, float],
+) -> None:
+    with atomic.atomic_path(paths.model_file(name, group)) as temporary:
+        model.save(temporary)
+    atomic.write_csv(paths.train_series(name, group), result.history.train_table())
+    atomic.write_csv(paths.test_series(name, group), result.history.test_table())
+    atomic.write_json(
+        paths.train_metrics(name, group),
+        {
+            "test": {"accuracy": result.test.accuracy, "loss": result.test.loss},
+            "train": {"accuracy": result.train.accuracy, "loss": result.train.loss},
+            "iterations": result.iterations,
+            "parameters": result.parameters,
+        },
+    )
+    atomic.write_json(
+        paths.timing_metrics(name, group), {key: round(value, 3) for key, value in timing.items()}
+    )
+
+
+def _data_digest() -> str:
+    """Short digest of the data's provenance record, naming the exact arrays trained on."""
+    provenance = paths.MNIST_PROVENANCE
+    if not provenance.exists():
+        return "unknown"
+    return hashlib.sha256(provenance.read_bytes()).hexdigest()[:16]

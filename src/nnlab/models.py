@@ -1,0 +1,109 @@
+"""Keras builders for the study's three MNIST classifiers and their variants.
+
+| model   | layers (variant layers in brackets)                                        |
+|---------|----------------------------------------------------------------------------|
+| softmax | flatten, [bn], [dropout], dense 10 softmax                                 |
+| mlp     | dense 128 relu, [bn], [dropout], dense 64 relu, [bn], [dropout], dense 10  |
+| cnn     | conv relu, [bn], pool, conv relu, [bn], pool, flatten, dense 128 relu,     |
+|         | [dropout], dense 10 softmax                                                |
+
+Every model takes raw pixels (28 x 28 x 1, values 0 to 255) and rescales them itself, so a
+saved model needs no separate preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from nnlab.params import ArchParams, BatchnormParams, ModelParams
+
+IMAGE_SHAPE = (28, 28, 1)
+CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a variant adds to a model: batch normalization, dropout, or neither."""
+
+    batchnorm: BatchnormParams | None = None
+    dropout_rate: float | None = None
+
+
+def variant_of(name: str, model_params: ModelParams) -> Variant:
+    """The layers that the variant `name` (plain, batchnorm, dropout) adds."""
+    if name == "plain":
+        return Variant()
+    if name == "batchnorm":
+        return Variant(batchnorm=model_params.batchnorm)
+    if name == "dropout":
+        return Variant(dropout_rate=model_params.dropout)
+    raise ValueError(f"unknown variant {name!r}; allowed: plain, batchnorm, dropout")
+
+
+def build_model(arch: str, variant: Variant, arch_params: ArchParams) -> keras.Sequential:
+    """The Keras model of architecture `arch` (softmax, mlp, cnn) with `variant`'s layers."""
+    if arch == "softmax":
+        body = _softmax_body(variant)
+    elif arch == "mlp":
+        body = _mlp_body(variant, arch_params.mlp.hidden)
+    elif arch == "cnn":
+        cnn = arch_params.cnn
+        body = _cnn_body(variant, cnn.filters, cnn.kernel_size, cnn.dense)
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; allowed: softmax, mlp, cnn")
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=IMAGE_SHAPE),
+            layers.Rescaling(1 / 255),
+            *body,
+            layers.Dense(CLASSES, activation="softmax"),
+        ],
+        name=arch,
+    )
+
+
+def _softmax_body(variant: Variant) -> list[layers.Layer]:
+    return [layers.Flatten(), *_regularizers(variant)]
+
+
+def _mlp_body(variant: Variant, hidden: tuple[int, ...]) -> list[layers.Layer]:
+    body: list[layers.Layer] = [layers.Flatten()]
+    for units in hidden:
+        body.append(layers.Dense(units, activation="relu"))
+        body.extend(_regularizers(variant))
+    return body
+
+
+def _cnn_body(
+    variant: Variant, filters: tuple[int, int], kernel_size: int, dense: int
+) -> list[layers.Layer]:
+    body: list[layers.Layer] = []
+    for count in filters:
+        body.append(layers.Conv2D(count, kernel_size, activation="relu"))
+        body.extend(_batchnorm(variant))
+        body.append(layers.MaxPooling2D(2))
+    body.append(layers.Flatten())
+    body.append(layers.Dense(dense, activation="relu"))
+    body.extend(_dropout(variant))
+    return body
+
+
+def _regularizers(variant: Variant) -> list[layers.Layer]:
+    return [*_batchnorm(variant), *_dropout(variant)]
+
+
+def _batchnorm(variant: Variant) -> list[layers.Layer]:
+    if variant.batchnorm is None:
+        return []
+    settings = variant.batchnorm
+    return [layers.BatchNormalization(momentum=settings.momentum, epsilon=settings.epsilon)]
+
+
+def _dropout(variant: Variant) -> list[layers.Layer]:
+    if variant.dropout_rate is None:
+        return []
+    return [layers.Dropout(variant.dropout_rate)]

@@ -1,0 +1,219 @@
+"""Fit a classifier and record what the study plots.
+
+Every training iteration records the loss and accuracy of that iteration's batch, computed
+in training mode (dropout active, batch statistics), not the running mean over the epoch so
+far that Keras reports by default. Every `eval_every` iterations the whole test set is
+evaluated in inference mode. Shapes: images (N, 28, 28, 1) uint8, labels (N,) uint8.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from nnlab.params import TrainParams
+from nnlab.tracking import TrackedRun
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss stopped being finite."""
+
+
+class BatchMean(keras.metrics.Metric):
+    """Mean of a per-sample function over the latest batch only, not the epoch so far."""
+
+    def __init__(self, function, name: str) -> None:
+        super().__init__(name=name)
+        self.function = function
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        self.value.assign(ops.mean(self.function(y_true, y_pred)))
+
+    def result(self):
+        return self.value
+
+    def reset_state(self) -> None:
+        self.value.assign(0.0)
+
+
+@dataclass
+class History:
+    """Per-step series: training every iteration, test every `eval_every` iterations."""
+
+    train_steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_steps: list[int] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    eval_seconds: float = 0.0
+    diverged: bool = False
+
+    def train_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"step": self.train_steps, "loss": self.train_loss, "accuracy": self.train_accuracy}
+        )
+
+    def test_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"step": self.test_steps, "loss": self.test_loss, "accuracy": self.test_accuracy}
+        )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+
+
+def evaluate(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int
+) -> Evaluation:
+    """Mean cross-entropy and accuracy over a whole set, in inference mode."""
+    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    picked = probabilities[np.arange(len(labels)), labels]
+    loss = -np.mean(np.log(np.clip(picked, 1e-7, 1.0)))
+    accuracy = np.mean(np.argmax(probabilities, axis=1) == labels)
+    return Evaluation(loss=float(loss), accuracy=float(accuracy))
+
+
+class StepRecorder(keras.callbacks.Callback):
+    """Keeps the batch metrics of every iteration and evaluates the test set periodically."""
+
+    def __init__(
+        self,
+        test_images: np.ndarray,
+        test_labels: np.ndarray,
+        eval_every: int,
+        eval_batch_size: int,
+        run: TrackedRun | None = None,
+    ) -> None:
+        super().__init__()
+        self.test_images = test_images
+        self.test_labels = test_labels
+        self.eval_every = eval_every
+        self.eval_batch_size = eval_batch_size
+        self.run = run
+        self.history = History()
+        self.iteration = 0
+        self._logged_train = 0
+        self._logged_test = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self.iteration += 1
+        loss = float(logs["batch_loss"])
+        accuracy = float(logs["batch_accuracy"])
+        history = self.history
+        history.train_steps.append(self.iteration)
+        history.train_loss.append(loss)
+        history.train_accuracy.append(accuracy)
+
+        if not math.isfinite(loss):
+            history.diverged = True
+            self.model.stop_training = True
+            return
+
+        if self.iteration % self.eval_every == 0:
+            started = time.perf_counter()
+            result = evaluate(self.model, self.test_images, self.test_labels, self.eval_batch_size)
+            history.eval_seconds += time.perf_counter() - started
+            history.test_steps.append(self.iteration)
+            history.test_loss.append(result.loss)
+            history.test_accuracy.append(result.accuracy)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the series recorded since the last flush to MLflow in a few batches."""
+        if self.run is None:
+            return
+        history = self.history
+        start, self._logged_train = self._logged_train, len(history.train_steps)
+        steps = history.train_steps[start:]
+        self.run.log_series("train_loss", steps, history.train_loss[start:])
+        self.run.log_series("train_accuracy", steps, history.train_accuracy[start:])
+        start, self._logged_test = self._logged_test, len(history.test_steps)
+        steps = history.test_steps[start:]
+        self.run.log_series("test_loss", steps, history.test_loss[start:])
+        self.run.log_series("test_accuracy", steps, history.test_accuracy[start:])
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    """Adam and cross-entropy, with per-batch loss and accuracy as metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=[
+            BatchMean(keras.losses.sparse_categorical_crossentropy, name="batch_loss"),
+            BatchMean(keras.metrics.sparse_categorical_accuracy, name="batch_accuracy"),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    history: History
+    test: Evaluation
+    train: Evaluation
+    iterations: int
+    train_seconds: float
+    fit_seconds: float
+    parameters: int
+
+
+def fit(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    settings: TrainParams,
+    run: TrackedRun | None = None,
+) -> TrainingResult:
+    """Train `model` with the study's settings and evaluate it on both sets at the end."""
+    compile_model(model, settings.learning_rate)
+    recorder = StepRecorder(
+        test_images, test_labels, settings.eval_every, settings.eval_batch_size, run
+    )
+
+    started = time.perf_counter()
+    model.fit(
+        images,
+        labels,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        shuffle=True,
+        callbacks=[recorder],
+        verbose=2,
+    )
+    fit_seconds = time.perf_counter() - started
+    history = recorder.history
+    if history.diverged:
+        raise TrainingDiverged(
+            f"training loss became {history.train_loss[-1]} at iteration {recorder.iteration}"
+        )
+
+    return TrainingResult(
+        history=history,
+        test=evaluate(model, test_images, test_labels, settings.eval_batch_size),
+        train=evaluate(model, images, labels, settings.eval_batch_size),
+        iterations=recorder.iteration,
+        train_seconds=fit_seconds - history.eval_seconds,
+        fit_seconds=fit_seconds,
+        parameters=model.count_params(),
+    )
