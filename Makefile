@@ -39,6 +39,9 @@ format: setup ## Reformat the code with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+check: setup ## Check committed results against thresholds.yaml and against the code
+	$(BIN)/nnlab check
+
 ui: setup ## Open the MLflow UI on 127.0.0.1:5000 over the project's store
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
 		--backend-store-uri sqlite:///$(CURDIR)/mlflow.db \

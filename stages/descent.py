@@ -1,4 +1,4 @@
-"""Stage descent: gradient descent on the six-equation graph, per size K and learning rate."""
+"""Stage descent: gradient descent on the graph, per size K and learning rate."""
 
 import logging
 
@@ -12,7 +12,8 @@ def tracked_case(params: Params, dim: int, learning_rate: float) -> descent.Desc
     settings = params.descent
     case = settings.model_dump(exclude={"dims", "learning_rates"})
     case.update(dim=dim, learning_rate=learning_rate)
-    logged = flatten({"seed": params.seed, "graph": params.graph.model_dump(), "descent": case})
+    read = {"seed": params.seed, "graph": params.graph.model_dump()}
+    logged = flatten({**read, "descent": case})
 
     name = descent.run_name(dim, learning_rate)
     with tracking.start_run(stage="descent", run_name=name, params=logged) as tracked:
@@ -21,8 +22,8 @@ def tracked_case(params: Params, dim: int, learning_rate: float) -> descent.Desc
         tracked.log_metrics(run.summary())
 
     print(
-        f"{name}: mean loss {run.initial_loss:.4g} -> {run.final_loss:.4g} after "
-        f"{run.iterations} iteration(s){', diverged' if run.diverged else ''}"
+        f"{name}: mean loss {run.initial_loss:.4g} -> {run.final_loss:.4g} "
+        f"in {run.iterations} pass(es){', diverged' if run.diverged else ''}"
     )
     return run
 

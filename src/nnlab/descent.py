@@ -1,13 +1,14 @@
-"""Plain gradient descent on sum_n L(x_n; A, B, C) over a fixed set of random inputs.
+"""Plain gradient descent on sum_n L(x_n; A, B, C) over fixed random inputs.
 
-Letters as in `nnlab.graph`: N inputs in the data set, K the size of each. The inputs and
-the starting A, B, C are standard normal. One iteration is one pass over the data set:
-`per_sample` takes one step per input, in a fixed order, with that input's gradient;
-`full_batch` takes one step with the gradient of the whole sum. The loss recorded per
-iteration is the mean of L(x_n) over the data set, iteration 0 being the starting point.
+Letters as in `nnlab.graph`: N inputs in the data set, K the size of each. The
+inputs and the starting A, B, C are standard normal. One iteration is one pass
+over the data set: `per_sample` takes one step per input, in a fixed order,
+with that input's gradient; `full_batch` takes one step with the gradient of
+the whole sum. The loss recorded per iteration is the mean of L(x_n) over the
+data set, iteration 0 being the starting point.
 
-A run whose loss stops being finite ends there and is marked diverged; it keeps the losses
-up to the last finite one, so its summary stays valid strict JSON.
+A run whose loss stops being finite ends there and is marked diverged; it keeps
+the losses up to the last finite one, so its summary stays valid strict JSON.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class DescentRun:
         return len(self.losses) - 1
 
     def summary(self) -> dict[str, float | int]:
-        """Initial and last finite loss, passes completed, and 1 if the loss diverged."""
+        """First and last finite loss, passes completed, 1 if diverged."""
         return {
             "initial_loss": self.initial_loss,
             "final_loss": self.final_loss,
@@ -84,17 +85,18 @@ def descend(
     iterations: int,
     update: Literal["per_sample", "full_batch"],
 ) -> tuple[list[float], bool]:
-    """Mean losses per iteration (0 = start) and whether the loss stopped being finite."""
+    """Mean loss per iteration (0 = start); True if it stopped being finite."""
     losses = [graph.mean_loss(params, weights, x)]
     if not math.isfinite(losses[0]):
-        raise ValueError(f"the starting loss is {losses[0]}; nothing to descend from")
+        raise ValueError(f"starting loss {losses[0]}: nothing to descend from")
 
-    # Diverging weights overflow on the way to a non-finite loss; that loss is the signal.
+    # Diverging weights overflow before the loss does; the loss decides.
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(iterations):
             if update == "per_sample":
                 for row in range(len(x)):
-                    weights = _step(params, weights, x[row : row + 1], learning_rate)
+                    one = x[row : row + 1]
+                    weights = _step(params, weights, one, learning_rate)
             else:
                 weights = _step(params, weights, x, learning_rate)
 
@@ -108,14 +110,15 @@ def descend(
 def run_case(
     params: GraphParams, settings: DescentParams, dim: int, learning_rate: float, seed: int
 ) -> DescentRun:
-    """Draw the data for size K = dim and descend from it with one learning rate."""
+    """Draw the data for K = dim and descend with one learning rate."""
     weights, x = graph.random_problem(dim, settings.samples, seed)
     losses, diverged = descend(
         params, weights, x, learning_rate, settings.iterations, settings.update
     )
     run = DescentRun(dim, learning_rate, tuple(losses), diverged)
     if diverged:
-        log.warning("%s diverged after %d iteration(s)", run.name, run.iterations)
+        passes = run.iterations
+        log.warning("%s diverged after %d pass(es)", run.name, passes)
     return run
 
 

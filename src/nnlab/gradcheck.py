@@ -1,18 +1,20 @@
-"""Check the hand-written gradients of `nnlab.graph` against two independent references.
+"""The hand-written gradients of `nnlab.graph` against two references.
 
-The references are torch autograd in float64 and central finite differences. Every
-combination of gate, loss and activation is checked for each size K and each random draw
-of x (N x K) and A, B, C (K x K).
+The references are torch autograd in float64 and central finite differences.
+Every combination of gate, loss and activation is checked for each size K and
+each random draw of x (N x K) and A, B, C (K x K).
 
-Error measures, for one gradient matrix `actual` against its reference `expected`:
+Error measures, for one gradient matrix `actual` against its reference
+`expected`:
 
     absolute error = max |actual - expected|
     relative error = max |actual - expected| / max(max |expected|, TINY)
 
-Both maxima run over all entries of the matrix, so the relative error compares the worst
-entry with the scale of the whole gradient: an entry close to zero does not turn a rounding
-difference into a large ratio, and an all-zero reference does not divide by zero. The error
-of one case is the largest over dL/dA, dL/dB and dL/dC.
+Both maxima run over all entries of the matrix, so the relative error compares
+the worst entry with the scale of the whole gradient: an entry close to zero
+does not turn a rounding difference into a large ratio, and an all-zero
+reference does not divide by zero. The error of one case is the largest over
+dL/dA, dL/dB and dL/dC.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ TORCH = "torch"
 FINITE_DIFFERENCES = "finite_differences"
 TABLE_DECIMALS = 4
 
-_TORCH_ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+_TORCH_ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
 
 
 @dataclass(frozen=True)
 class Errors:
-    """Largest absolute and relative error of one set of gradients, and where it was."""
+    """Largest absolute and relative error, and the matrix of the latter."""
 
     absolute: float
     relative: float
@@ -59,26 +65,28 @@ class CaseResult:
     @property
     def name(self) -> str:
         g = self.graph
-        return f"{g.combine}/{g.loss}/{g.activation} K={self.dim} seed={self.seed}"
+        where = f"K={self.dim} seed={self.seed}"
+        return f"{g.combine}/{g.loss}/{g.activation} {where}"
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """max |actual - expected| over the entries, divided by max |expected| (at least TINY)."""
+    """max |actual - expected| / max(max |expected|, TINY), over all entries."""
     scale = max(float(np.max(np.abs(expected))), TINY)
     return float(np.max(np.abs(actual - expected))) / scale
 
 
 def compare(actual: Gradients, expected: Gradients) -> Errors:
-    """The largest absolute error, and the worst of dL/dA, dL/dB, dL/dC by relative error."""
+    """Largest absolute error; worst of dL/dA, dL/dB, dL/dC by relative error."""
     absolute: dict[str, float] = {}
     relative: dict[str, float] = {}
-    for matrix, got, wanted in zip(Gradients._fields, actual, expected, strict=True):
+    named = zip(Gradients._fields, actual, expected, strict=True)
+    for matrix, got, wanted in named:
         if got.shape != wanted.shape:
             raise ValueError(f"dL/d{matrix}: shape {got.shape}, expected {wanted.shape}")
         absolute[matrix] = float(np.max(np.abs(got - wanted)))
         relative[matrix] = relative_error(got, wanted)
     worst = max(relative, key=relative.__getitem__)
-    return Errors(absolute=max(absolute.values()), relative=relative[worst], matrix=worst)
+    return Errors(max(absolute.values()), relative[worst], worst)
 
 
 def all_graphs() -> list[GraphParams]:
@@ -94,7 +102,7 @@ def all_graphs() -> list[GraphParams]:
 def torch_loss_and_gradients(
     params: GraphParams, weights: Weights, x: np.ndarray
 ) -> tuple[float, Gradients]:
-    """The batch loss and its gradients, computed by torch autograd in float64."""
+    """The batch loss and its gradients, by torch autograd in float64."""
     A, B, C = (torch.tensor(m, dtype=torch.float64, requires_grad=True) for m in weights)
     inputs = torch.as_tensor(x, dtype=torch.float64)
 
@@ -103,31 +111,32 @@ def torch_loss_and_gradients(
     v = inputs @ B.T
     z = u + v if params.combine == "add" else u * v
     w = z @ C.T
-    squares = w**2
-    per_input = squares.mean(dim=1) if params.loss == "mean_square" else squares.sum(dim=1)
-    total = per_input.sum()
+    reduce = torch.mean if params.loss == "mean_square" else torch.sum
+    total = reduce(w**2, dim=1).sum()
 
     total.backward()
-    return float(total.detach()), Gradients(A.grad.numpy(), B.grad.numpy(), C.grad.numpy())
+    gradients = Gradients(A.grad.numpy(), B.grad.numpy(), C.grad.numpy())
+    return float(total.detach()), gradients
 
 
 def finite_difference_gradients(
     params: GraphParams, weights: Weights, x: np.ndarray, step: float
 ) -> Gradients:
-    """Central differences (L(m + h) - L(m - h)) / 2h of the batch loss, entry by entry."""
+    """(L(m + h) - L(m - h)) / 2h of the batch loss, entry by entry."""
     estimates = []
     for index, matrix in enumerate(weights):
         estimate = np.empty_like(matrix)
         for entry in np.ndindex(matrix.shape):
-            above = graph.batch_loss(params, _nudge(weights, index, entry, step), x)
-            below = graph.batch_loss(params, _nudge(weights, index, entry, -step), x)
-            estimate[entry] = (above - below) / (2 * step)
+            above = _nudge(weights, index, entry, step)
+            below = _nudge(weights, index, entry, -step)
+            rise = graph.batch_loss(params, above, x) - graph.batch_loss(params, below, x)
+            estimate[entry] = rise / (2 * step)
         estimates.append(estimate)
     return Gradients(*estimates)
 
 
 def check_case(params: GraphParams, dim: int, seed: int, settings: GradcheckParams) -> CaseResult:
-    """Compare one graph's hand-written loss and gradients with both references."""
+    """One graph's hand-written loss and gradients against both references."""
     weights, x = graph.random_problem(dim, settings.samples, seed)
     loss, gradients = graph.loss_and_gradients(params, weights, x)
     torch_loss, torch_gradients = torch_loss_and_gradients(params, weights, x)
@@ -164,29 +173,35 @@ def summarize(results: list[CaseResult]) -> dict[str, Any]:
             "max_abs_error": max(error.absolute for error in errors),
             "max_rel_error": max(error.relative for error in errors),
         }
-    summary[TORCH]["max_loss_rel_error"] = max(result.loss_error for result in results)
+    loss_errors = [result.loss_error for result in results]
+    summary[TORCH]["max_loss_rel_error"] = max(loss_errors)
     return summary
 
 
 def worst_failure(results: list[CaseResult], settings: GradcheckParams) -> str | None:
-    """A message naming the worst case beyond its tolerance, or None when all pass."""
-    tolerances = {TORCH: settings.tolerance_torch, FINITE_DIFFERENCES: settings.tolerance_fd}
+    """A message naming the worst case beyond its tolerance; None if all pass."""
+    tolerances = {
+        TORCH: settings.tolerance_torch,
+        FINITE_DIFFERENCES: settings.tolerance_fd,
+    }
     failures = []
     for result in results:
         if result.loss_error > settings.tolerance_torch:
             excess = result.loss_error / settings.tolerance_torch
-            failures.append((excess, f"loss vs torch, {result.name}: {result.loss_error:.3g}"))
+            detail = f"loss vs torch, {result.name}: {result.loss_error:.3g}"
+            failures.append((excess, detail))
         for reference, error in result.errors.items():
             excess = error.relative / tolerances[reference]
             if excess > 1:
-                detail = f"dL/d{error.matrix} vs {reference}, {result.name}: {error.relative:.3g}"
+                which = f"dL/d{error.matrix} vs {reference}, {result.name}"
+                detail = f"{which}: {error.relative:.3g}"
                 failures.append((excess, detail))
     if not failures:
         return None
     excess, detail = max(failures)
     return (
-        f"gradcheck failed in {len(failures)} comparison(s); worst relative error is "
-        f"{excess:.3g} times its tolerance: {detail}"
+        f"gradcheck failed in {len(failures)} comparison(s); the worst "
+        f"relative error is {excess:.3g} times its tolerance: {detail}"
     )
 
 
@@ -199,7 +214,7 @@ class GradientTable:
     seed: int
     samples: int
     hand_written: Gradients
-    torch: Gradients
+    autograd: Gradients
 
     def document(self) -> dict[str, Any]:
         """The table's numbers as nested lists, rows first."""
@@ -208,21 +223,23 @@ class GradientTable:
             "seed": self.seed,
             "samples": self.samples,
             "hand_written": _as_lists(self.hand_written),
-            "torch": _as_lists(self.torch),
+            "torch": _as_lists(self.autograd),
         }
 
     def markdown(self) -> str:
-        """The table as markdown: each matrix row by row, hand-written beside torch."""
+        """Markdown: each matrix row by row, hand-written beside torch."""
         spare = [""] * (self.dim - 1)
+        header = ["gradient", "hand-written", *spare, "torch autograd", *spare]
         rows = []
         differing = 0
         for matrix, hand, reference in zip(
-            Gradients._fields, self.hand_written, self.torch, strict=True
+            Gradients._fields, self.hand_written, self.autograd, strict=True
         ):
             for row in range(self.dim):
                 hand_cells = [_decimal(value) for value in hand[row]]
                 torch_cells = [_decimal(value) for value in reference[row]]
-                differing += sum(a != b for a, b in zip(hand_cells, torch_cells, strict=True))
+                pairs = zip(hand_cells, torch_cells, strict=True)
+                differing += sum(mine != theirs for mine, theirs in pairs)
                 label = f"dL/d{matrix}" if row == 0 else ""
                 rows.append(_markdown_row([label, *hand_cells, *torch_cells]))
 
@@ -232,17 +249,18 @@ class GradientTable:
             else f"The two differ in {differing} printed entries."
         )
         caption = (
-            f"Gradients of the batch loss, the sum of L over N = {self.samples} "
-            f"standard-normal inputs, with gate `{self.graph.combine}`, loss "
-            f"`{self.graph.loss}` and activation `{self.graph.activation}`: each matrix "
-            f"row by row, rounded to {TABLE_DECIMALS} decimals. {agreement}"
+            f"Gradients of the batch loss, the sum of L over "
+            f"N = {self.samples} standard-normal inputs, with gate "
+            f"`{self.graph.combine}`, loss `{self.graph.loss}` and activation "
+            f"`{self.graph.activation}`: each matrix row by row, rounded to "
+            f"{TABLE_DECIMALS} decimals. {agreement}"
         )
         lines = [
             f"# Gradients for K = {self.dim}, seed {self.seed}",
             "",
             *textwrap.wrap(caption, width=88),
             "",
-            _markdown_row(["gradient", "hand-written", *spare, "torch autograd", *spare]),
+            _markdown_row(header),
             _markdown_row(["---", *["---:"] * (2 * self.dim)]),
             *rows,
         ]
@@ -250,17 +268,18 @@ class GradientTable:
 
 
 def gradient_table(params: GraphParams, settings: GradcheckParams) -> GradientTable:
-    """The table for the configured graph at K = table_dim and seed table_seed."""
-    weights, x = graph.random_problem(settings.table_dim, settings.samples, settings.table_seed)
+    """The table of the configured graph, for table_dim and table_seed."""
+    dim, seed = settings.table_dim, settings.table_seed
+    weights, x = graph.random_problem(dim, settings.samples, seed)
     _, hand_written = graph.loss_and_gradients(params, weights, x)
     _, reference = torch_loss_and_gradients(params, weights, x)
     return GradientTable(
         graph=params,
-        dim=settings.table_dim,
-        seed=settings.table_seed,
+        dim=dim,
+        seed=seed,
         samples=settings.samples,
         hand_written=hand_written,
-        torch=reference,
+        autograd=reference,
     )
 
 
@@ -272,7 +291,8 @@ def _nudge(weights: Weights, index: int, entry: tuple[int, ...], delta: float) -
 
 
 def _as_lists(gradients: Gradients) -> dict[str, list[list[float]]]:
-    return {f"dL_d{name}": matrix.tolist() for name, matrix in gradients._asdict().items()}
+    named = gradients._asdict().items()
+    return {f"dL_d{name}": matrix.tolist() for name, matrix in named}
 
 
 def _decimal(value: float) -> str:

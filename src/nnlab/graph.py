@@ -1,18 +1,20 @@
-"""The six equations of part 1, forward and hand-written backward, for a batch of inputs.
+"""The six equations of part 1: forward and hand-written backward, batched.
 
-Letters: N is the number of inputs in a batch, K the size of each input x and the side of the
-square matrices A, B and C. One input x gives
+Letters: N is the number of inputs in a batch, K the size of each input x and
+the side of the square matrices A, B and C. One input x gives
 
     y = A x          u = act(y)           v = B x
     z = u + v        w = C z              L = mean(w ** 2)
 
-where `act` is sigmoid, tanh or relu, the gate `z` may be the elementwise product u * v
-instead of the sum, and L may be the sum of squares instead of their mean. A batch holds one
-input per row (x is N x K), so `y = A x` for every row at once reads `y = x @ A.T`, and the
-loss of a batch is the sum of the losses of its rows.
+where `act` is sigmoid, tanh or relu, the gate `z` may be the elementwise
+product u * v instead of the sum, and L may be the sum of squares instead of
+their mean. A batch holds one input per row (x is N x K), so `y = A x` for
+every row at once reads `y = x @ A.T`, and the loss of a batch is the sum of
+the losses of its rows.
 
-Each primitive below keeps its forward rule and its gradient rule next to each other; the
-backward pass only chains them, in the reverse order of the forward pass.
+Each primitive below keeps its forward rule and its gradient rule next to each
+other; the backward pass only chains them, in the reverse order of the forward
+pass.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Weights(NamedTuple):
 
 
 class Gradients(NamedTuple):
-    """dL/dA, dL/dB and dL/dC of a batch loss, each K x K like the matrix it belongs to."""
+    """dL/dA, dL/dB and dL/dC of a batch loss, each K x K."""
 
     A: Array
     B: Array
@@ -56,17 +58,25 @@ class Trace(NamedTuple):
 
 
 class Rule(NamedTuple):
-    """One primitive: its forward function and, beside it, its local gradient."""
+    """One primitive: its forward function, then its local gradient."""
 
     forward: Callable[..., Array]
     backward: Callable[..., tuple[Array, ...] | Array]
 
 
-# u = act(y), elementwise.     du/dy, from y and u = act(y).
-# The sigmoid is written exp(-log(1 + exp(-y))) so that no exponential overflows.
+def sigmoid(y: Array) -> Array:
+    """1 / (1 + exp(-y)).
+
+    Below y = -709, exp(-y) overflows to inf, which gives the right limit 0.
+    """
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-y))
+
+
+# u = act(y), elementwise; then its slope du/dy, from y and u.
 ACTIVATIONS: dict[str, Rule] = {
     "sigmoid": Rule(
-        lambda y: np.exp(-np.logaddexp(0.0, -y)),
+        sigmoid,
         lambda y, u: u * (1.0 - u),
     ),
     "tanh": Rule(
@@ -79,7 +89,7 @@ ACTIVATIONS: dict[str, Rule] = {
     ),
 }
 
-# z = join(u, v), elementwise. (dL/du, dL/dv) from u, v and dL/dz.
+# z = join(u, v), elementwise; then (dL/du, dL/dv), from u, v and dL/dz.
 COMBINES: dict[str, Rule] = {
     "add": Rule(
         lambda u, v: u + v,
@@ -91,7 +101,7 @@ COMBINES: dict[str, Rule] = {
     ),
 }
 
-# L = loss(w), one value per row.  dL/dw per row.
+# L = loss(w), one value per row; then dL/dw, row by row.
 LOSSES: dict[str, Rule] = {
     "mean_square": Rule(
         lambda w: np.mean(w**2, axis=1),
@@ -120,7 +130,7 @@ def linear_input_gradient(M: Array, dy: Array) -> Array:
 
 
 def forward(graph: GraphParams, weights: Weights, x: Array) -> Trace:
-    """Run the six equations on a batch x (N x K) and keep every intermediate value."""
+    """The six equations on a batch x, with every intermediate value."""
     A, B, C = weights
     activation = ACTIVATIONS[graph.activation]
     combine = COMBINES[graph.combine]
@@ -136,7 +146,7 @@ def forward(graph: GraphParams, weights: Weights, x: Array) -> Trace:
 
 
 def backward(graph: GraphParams, weights: Weights, trace: Trace) -> Gradients:
-    """dL/dA, dL/dB, dL/dC of the batch loss sum_n L(x_n), from a forward trace."""
+    """dL/dA, dL/dB, dL/dC of the batch loss sum_n L(x_n), from its trace."""
     _, _, C = weights
     x, y, u, v, z, w, _ = trace
 
@@ -161,23 +171,20 @@ def mean_loss(graph: GraphParams, weights: Weights, x: Array) -> float:
 
 
 def loss_and_gradients(graph: GraphParams, weights: Weights, x: Array) -> tuple[float, Gradients]:
-    """The batch loss sum_n L(x_n) and its gradients with respect to A, B and C."""
+    """The batch loss sum_n L(x_n) and its gradients for A, B and C."""
     trace = forward(graph, weights, x)
     return float(np.sum(trace.losses)), backward(graph, weights, trace)
 
 
 def step(weights: Weights, gradients: Gradients, learning_rate: float) -> Weights:
-    """One gradient-descent update: every matrix moves against its gradient."""
-    return Weights(
-        *(
-            matrix - learning_rate * gradient
-            for matrix, gradient in zip(weights, gradients, strict=True)
-        )
-    )
+    """One gradient-descent update: each matrix moves against its gradient."""
+    pairs = zip(weights, gradients, strict=True)
+    return Weights(*(matrix - learning_rate * grad for matrix, grad in pairs))
 
 
 def random_problem(dim: int, samples: int, seed: int) -> tuple[Weights, Array]:
-    """Standard-normal A, B, C (K x K) and inputs x (N x K), for K = dim and N = samples."""
+    """Standard-normal A, B, C and inputs x, for K = dim and N = samples."""
     rng = np.random.default_rng(seed)
     weights = Weights(*(rng.standard_normal((dim, dim)) for _ in range(3)))
-    return weights, rng.standard_normal((samples, dim))
+    x = rng.standard_normal((samples, dim))
+    return weights, x

@@ -96,3 +96,13 @@ GRADIENT_BENCHMARK = Path("bench") / "results" / "gradient.json"
 def descent_series(dim: int) -> Path:
     """Mean loss per pass over the data set for size K = dim, one column per learning rate."""
     return DESCENT_SERIES / f"k{dim}.csv"
+
+
+# Figures and report.
+
+REPORT_README = REPORT / "README.md"
+
+
+def figure_file(name: str) -> Path:
+    """One rendered figure of the study: `plots/figures/fig04_descent.png`."""
+    return FIGURES / f"{name}.png"
