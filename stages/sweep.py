@@ -20,7 +20,7 @@ def main() -> None:
         raise SystemExit(f"dropout rate {args.dropout_rate} is outside the allowed [0, 1)")
 
     backend.use(params.train.backend.softmax, params.seed)
-    from nnlab.classifier import train_classifier
+    from nnlab.classifier import summary_line, train_classifier
     from nnlab.models import Variant
 
     name = paths.sweep_name(args.dropout_rate)
@@ -28,10 +28,7 @@ def main() -> None:
     result = train_classifier(
         name, "softmax", variant, params, stage=f"sweep@{args.dropout_rate}", group="sweep"
     )
-    print(
-        f"{name}: test accuracy {result.test.accuracy:.4f}, "
-        f"{result.iterations} iterations in {result.fit_seconds:.1f} s"
-    )
+    print(summary_line(name, result))
 
 
 if __name__ == "__main__":

@@ -19,16 +19,13 @@ def main() -> None:
         raise SystemExit(str(error)) from None
 
     backend.use(getattr(params.train.backend, args.arch), params.seed)
-    from nnlab.classifier import train_classifier
+    from nnlab.classifier import summary_line, train_classifier
     from nnlab.models import variant_of
 
     name = paths.run_name(args.arch, args.variant)
     variant = variant_of(args.variant, params.model)
     result = train_classifier(name, args.arch, variant, params, stage=f"train@{name}")
-    print(
-        f"{name}: test accuracy {result.test.accuracy:.4f}, "
-        f"{result.iterations} iterations in {result.fit_seconds:.1f} s"
-    )
+    print(summary_line(name, result))
 
 
 if __name__ == "__main__":

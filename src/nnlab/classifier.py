@@ -16,10 +16,18 @@ from nnlab.training import TrainingResult, fit
 log = logging.getLogger(__name__)
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss stopped being finite and params do not allow that."""
+
+
 def train_classifier(
     name: str, arch: str, variant: Variant, params: Params, stage: str, group: str = "train"
 ) -> TrainingResult:
-    """Train one classifier, write its model, metrics and series, and log an MLflow run."""
+    """Train one classifier, write its model, metrics and series, and log an MLflow run.
+
+    A diverged training is recorded as such (metrics JSON, run tag and metric) and then
+    raises `TrainingDiverged`, marking the run FAILED, unless `train.allow_divergence`.
+    """
     data = load_mnist(
         paths.MNIST, train_limit=params.data.train_limit, test_limit=params.data.test_limit
     )
@@ -46,18 +54,49 @@ def train_classifier(
         timing = _timing(result, params.train.batch_size)
         _write_outputs(name, group, model, result, timing)
         run.log_metrics({**_summary(result), **timing})
+        run.set_tags({"diverged": str(result.history.diverged).lower()})
         run.log_artifact(paths.model_file(name, group), "model")
+        if result.history.diverged and not params.train.allow_divergence:
+            raise TrainingDiverged(
+                f"{name}: training loss became {result.history.train_loss[-1]} at iteration "
+                f"{result.iterations}; lower train.learning_rate, or set "
+                "train.allow_divergence: true if this is an expected outcome"
+            )
 
     return result
 
 
+def summary_line(name: str, result: TrainingResult) -> str:
+    """The one line a training stage prints."""
+    outcome = "diverged"
+    if result.test is not None:
+        outcome = f"test accuracy {result.test.accuracy:.4f}"
+    return f"{name}: {outcome}, {result.iterations} iterations in {result.fit_seconds:.1f} s"
+
+
 def _summary(result: TrainingResult) -> dict[str, float]:
-    return {
-        "test_accuracy": result.test.accuracy,
-        "test_loss": result.test.loss,
-        "final_train_accuracy": result.train.accuracy,
-        "final_train_loss": result.train.loss,
+    summary = {"diverged": float(result.history.diverged)}
+    if result.test is not None and result.train is not None:
+        summary.update(
+            test_accuracy=result.test.accuracy,
+            test_loss=result.test.loss,
+            final_train_accuracy=result.train.accuracy,
+            final_train_loss=result.train.loss,
+        )
+    return summary
+
+
+def _results(result: TrainingResult) -> dict[str, object]:
+    """The reproducible results: equal params and seed give an equal file, byte for byte."""
+    document: dict[str, object] = {
+        "diverged": int(result.history.diverged),
+        "iterations": result.iterations,
+        "parameters": result.parameters,
     }
+    if result.test is not None and result.train is not None:
+        document["test"] = {"accuracy": result.test.accuracy, "loss": result.test.loss}
+        document["train"] = {"accuracy": result.train.accuracy, "loss": result.train.loss}
+    return document
 
 
 def _timing(result: TrainingResult, batch_size: int) -> dict[str, float]:
@@ -79,15 +118,7 @@ def _write_outputs(
         model.save(temporary)
     atomic.write_csv(paths.train_series(name, group), result.history.train_table())
     atomic.write_csv(paths.test_series(name, group), result.history.test_table())
-    atomic.write_json(
-        paths.train_metrics(name, group),
-        {
-            "test": {"accuracy": result.test.accuracy, "loss": result.test.loss},
-            "train": {"accuracy": result.train.accuracy, "loss": result.train.loss},
-            "iterations": result.iterations,
-            "parameters": result.parameters,
-        },
-    )
+    atomic.write_json(paths.train_metrics(name, group), _results(result))
     atomic.write_json(
         paths.timing_metrics(name, group), {key: round(value, 3) for key, value in timing.items()}
     )

@@ -59,6 +59,7 @@ class TrainParams(Section):
     learning_rate: PositiveFloat
     eval_every: PositiveInt
     eval_batch_size: PositiveInt
+    allow_divergence: bool
     backend: BackendParams
 
 

@@ -24,10 +24,6 @@ from nnlab.tracking import TrackedRun
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
-    """The training loss stopped being finite."""
-
-
 class BatchMean(keras.metrics.Metric):
     """Mean of a per-sample function over the latest batch only, not the epoch so far."""
 
@@ -167,9 +163,11 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """Final evaluations are None when the training diverged (its loss stopped being finite)."""
+
     history: History
-    test: Evaluation
-    train: Evaluation
+    test: Evaluation | None
+    train: Evaluation | None
     iterations: int
     train_seconds: float
     fit_seconds: float
@@ -185,7 +183,10 @@ def fit(
     settings: TrainParams,
     run: TrackedRun | None = None,
 ) -> TrainingResult:
-    """Train `model` with the study's settings and evaluate it on both sets at the end."""
+    """Train `model` with the study's settings and evaluate it on both sets at the end.
+
+    A non-finite training loss stops the training; the result then says it diverged.
+    """
     compile_model(model, settings.learning_rate)
     recorder = StepRecorder(
         test_images, test_labels, settings.eval_every, settings.eval_batch_size, run
@@ -204,14 +205,18 @@ def fit(
     fit_seconds = time.perf_counter() - started
     history = recorder.history
     if history.diverged:
-        raise TrainingDiverged(
-            f"training loss became {history.train_loss[-1]} at iteration {recorder.iteration}"
+        log.warning(
+            "training loss became %s at iteration %d", history.train_loss[-1], recorder.iteration
         )
+        test = train = None
+    else:
+        test = evaluate(model, test_images, test_labels, settings.eval_batch_size)
+        train = evaluate(model, images, labels, settings.eval_batch_size)
 
     return TrainingResult(
         history=history,
-        test=evaluate(model, test_images, test_labels, settings.eval_batch_size),
-        train=evaluate(model, images, labels, settings.eval_batch_size),
+        test=test,
+        train=train,
         iterations=recorder.iteration,
         train_seconds=fit_seconds - history.eval_seconds,
         fit_seconds=fit_seconds,
