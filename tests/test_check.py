@@ -57,9 +57,7 @@ def test_accuracy_below_its_minimum_fails_naming_the_metric(results):
 
 def test_gradient_error_above_its_maximum_fails(results):
     write(results, "metrics/gradcheck.json", {"torch": {"max_rel_error": 1e-6}})
-    assert [f.metric for f in failures(results)] == [
-        "metrics/gradcheck.json:torch.max_rel_error"
-    ]
+    assert [f.metric for f in failures(results)] == ["metrics/gradcheck.json:torch.max_rel_error"]
 
 
 def test_descent_that_did_not_lower_the_loss_fails(results):
@@ -68,9 +66,7 @@ def test_descent_that_did_not_lower_the_loss_fails(results):
         "metrics/descent.json",
         {"k8": {"lr_0.01": {"initial_loss": 60.0, "final_loss": 61.0, "diverged": 0}}},
     )
-    assert [f.metric for f in failures(results)] == [
-        "metrics/descent.json:k8.lr_0.01.final_loss"
-    ]
+    assert [f.metric for f in failures(results)] == ["metrics/descent.json:k8.lr_0.01.final_loss"]
 
 
 def test_diverged_descent_case_is_skipped_not_failed(results):

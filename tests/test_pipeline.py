@@ -111,10 +111,15 @@ def store(repo: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
 
 
-def runs_by_name(repo: Path) -> dict:
+def all_runs(repo: Path) -> list:
     client = store(repo)
     experiment = client.get_experiment_by_name("nnlab")
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def runs_by_name(repo: Path) -> dict:
+    """The first run of each name (the baseline's, before any experiment)."""
+    runs = sorted(all_runs(repo), key=lambda run: run.info.start_time, reverse=True)
     return {run.info.run_name: run for run in runs}
 
 
@@ -169,8 +174,7 @@ def test_exp_run_with_new_dropout_reruns_only_the_dropout_trainings(repo):
     assert DROPOUT_STAGES | {"params"} <= ran
     assert ran <= DROPOUT_STAGES | {"params", "figures", "report"}
 
-    runs = runs_by_name(repo)
-    dropout_runs = [run for run in runs.values() if run.data.params.get("dropout_rate") == "0.8"]
+    dropout_runs = [run for run in all_runs(repo) if run.data.params.get("dropout_rate") == "0.8"]
     assert len(dropout_runs) == 3
     assert {run.data.tags.get("dvc_experiment") for run in dropout_runs} == {"dropout-08"}
 

@@ -1,20 +1,24 @@
 """The study's figures, drawn from the series files the pipeline writes.
 
-Every figure reads alone: a numbered title, a title per panel, axis labels that say what was
-measured and on which images, and a legend naming each curve. Figures are drawn on the Agg
-canvas without pyplot, so nothing is kept between them.
+Every figure reads alone: a numbered title, a title per panel, axis labels
+that say what was measured and on which images, and a legend naming each
+curve. Figures are drawn on the Agg canvas without pyplot, so nothing is
+kept between them.
 
-Per-iteration training values belong to that iteration's batch, in training mode, and are
-noisy: the raw values are drawn faint, with their trailing moving average over `SMOOTHING`
-iterations on top, named as such in the legend. Test values are drawn only at the
-iterations where they were measured, one marker each, joined by straight lines.
+Per-iteration training values belong to that iteration's batch, in training
+mode, and are noisy: the raw values are drawn faint, with their trailing
+moving average over `SMOOTHING` iterations on top, named as such in the
+legend. Test values are drawn only at the iterations where they were
+measured, one marker each, joined by straight lines.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import matplotlib
 import pandas as pd
@@ -44,6 +48,8 @@ TRAIN_ACCURACY_AXIS = "training accuracy\n(share of the iteration's batch correc
 DESCENT_ITERATION_AXIS = "iteration (one pass over the data set; 0 = start)"
 DESCENT_LOSS_AXIS = "mean loss L over the data set (log scale)"
 
+Color: TypeAlias = str | tuple[float, ...]
+
 _RAW = {"alpha": 0.25, "linewidth": 0.7}
 _AVERAGE = {"linewidth": 1.6}
 _MEASURED = {"marker": "o", "markersize": 3.5, "linewidth": 1.2}
@@ -51,7 +57,7 @@ _MEASURED = {"marker": "o", "markersize": 3.5, "linewidth": 1.2}
 
 @dataclass(frozen=True)
 class StudyFigure:
-    """One figure of the study: its number, file name, title and one-line caption."""
+    """One figure of the study: number, file name, title and caption."""
 
     number: int
     name: str
@@ -144,7 +150,7 @@ class RunSeries:
 class StudySeries:
     """Every series the figures draw."""
 
-    descent: dict[int, pd.DataFrame]  # size K -> loss per iteration, a column per rate
+    descent: dict[int, pd.DataFrame]  # size K -> losses, a column per rate
     training: dict[tuple[str, str], RunSeries]  # (arch, variant) -> its series
     sweep: dict[float, RunSeries]  # softmax dropout rate -> its series
 
@@ -159,7 +165,7 @@ def read_series(path: Path) -> pd.DataFrame:
 
 
 def read_descent(dim: int) -> pd.DataFrame:
-    """The descent losses for size K = dim: an iteration column and one per learning rate."""
+    """Descent losses for size K = dim: iteration, then a column per rate."""
     path = paths.descent_series(dim)
     table = pd.read_csv(path)
     if DESCENT_ITERATION not in table.columns or not _rate_columns(table):
@@ -171,6 +177,7 @@ def read_descent(dim: int) -> pd.DataFrame:
 
 
 def load_run(name: str, label: str, group: str = "train") -> RunSeries:
+    """The training and test series of one run, with its curves' name."""
     return RunSeries(
         label,
         read_series(paths.train_series(name, group)),
@@ -180,11 +187,11 @@ def load_run(name: str, label: str, group: str = "train") -> RunSeries:
 
 def load_study(descent_dims: Sequence[int], dropout_rates: Sequence[float]) -> StudySeries:
     """Read every series the figures need, from the paths the stages write."""
-    training = {
-        (arch, variant): load_run(paths.run_name(arch, variant), VARIANT_LABELS[variant])
-        for arch in ARCHS
-        for variant in VARIANTS
-    }
+    training = {}
+    for arch in ARCHS:
+        for variant in VARIANTS:
+            name = paths.run_name(arch, variant)
+            training[arch, variant] = load_run(name, VARIANT_LABELS[variant])
     sweep = {
         rate: load_run(paths.sweep_name(rate), dropout_label(rate), "sweep")
         for rate in dropout_rates
@@ -194,15 +201,17 @@ def load_study(descent_dims: Sequence[int], dropout_rates: Sequence[float]) -> S
 
 
 def dropout_label(rate: float) -> str:
+    """How a dropout rate of the sweep is named in legends and tables."""
     return f"dropout {rate:g}" if rate else "no dropout"
 
 
-def test_accuracy_axis(test_images: int) -> str:
+def evaluation_axis(test_images: int) -> str:
+    """The y-axis label of test accuracy, with the images it counts."""
     return f"test accuracy\n({test_images:,} test images, inference mode)"
 
 
-def test_set_size(test_limit: int) -> int:
-    """Images in the test evaluations when `data.test_limit` is `test_limit` (0 = all)."""
+def evaluated_images(test_limit: int) -> int:
+    """Images per test evaluation for a `data.test_limit` (0 = all)."""
     return min(test_limit, MNIST_TEST_IMAGES) if test_limit else MNIST_TEST_IMAGES
 
 
@@ -214,8 +223,11 @@ def moving_average(values: pd.Series, window: int = SMOOTHING) -> pd.Series:
 def descent_figure(title: str, tables: Mapping[int, pd.DataFrame]) -> Figure:
     """Loss per iteration, one panel per size K and one curve per learning rate."""
     figure, axes = _new_figure(title, panels=len(tables))
-    for letter, ax, (dim, table) in zip(_letters(), axes, tables.items(), strict=False):
-        for color, column in zip(_colors(), _rate_columns(table), strict=False):
+    for letter, ax, (dim, table) in zip(
+        string.ascii_lowercase, axes, tables.items(), strict=False
+    ):
+        columns = _rate_columns(table)
+        for color, column in zip(_colors(len(columns)), columns, strict=True):
             rate = column.removeprefix(DESCENT_RATE_PREFIX)
             ax.plot(
                 table[DESCENT_ITERATION],
@@ -231,10 +243,8 @@ def descent_figure(title: str, tables: Mapping[int, pd.DataFrame]) -> Figure:
     return figure
 
 
-def training_figure(
-    title: str, runs: Sequence[RunSeries], window: int = SMOOTHING
-) -> Figure:
-    """Training loss (a) and training accuracy (b) per iteration, a curve per run."""
+def training_figure(title: str, runs: Sequence[RunSeries], window: int = SMOOTHING) -> Figure:
+    """Training loss (a) and accuracy (b) per iteration, a curve per run."""
     figure, (loss_ax, accuracy_ax) = _new_figure(title, panels=2)
     _plot_training(loss_ax, runs, "loss", window)
     loss_ax.set_title("(a) training loss")
@@ -245,10 +255,10 @@ def training_figure(
     return figure
 
 
-def test_figure(title: str, runs: Sequence[RunSeries], test_images: int) -> Figure:
+def evaluation_figure(title: str, runs: Sequence[RunSeries], test_images: int) -> Figure:
     """Test accuracy at each iteration where it was measured, a curve per run."""
     figure, (ax,) = _new_figure(title, panels=1)
-    _plot_test(ax, runs, test_images)
+    _plot_evaluations(ax, runs, test_images)
     return figure
 
 
@@ -261,7 +271,7 @@ def dropout_figure(
     _plot_training(train_ax, runs, "accuracy", window, colors)
     train_ax.set_title("(a) training accuracy")
     train_ax.set_ylabel(TRAIN_ACCURACY_AXIS)
-    _plot_test(test_ax, runs, test_images, colors)
+    _plot_evaluations(test_ax, runs, test_images, colors)
     test_ax.set_title("(b) test accuracy")
     return figure
 
@@ -275,52 +285,64 @@ def comparison_figure(
     """Training accuracy and loss of several models, over the whole run and zoomed.
 
     The zoomed panels show the last `zoom_share` of the iterations, with the y-range
-    fitted to the values drawn there.
+    fitted to the values drawn there. One legend below the panels serves all four.
     """
     figure, axes = _new_figure(title, panels=4, columns=2)
     percent = f"{zoom_share:.0%}"
     panels = (
         ("accuracy", TRAIN_ACCURACY_AXIS, "(a) training accuracy", None),
-        ("accuracy", TRAIN_ACCURACY_AXIS, f"(b) training accuracy, last {percent}", zoom_share),
+        ("accuracy", TRAIN_ACCURACY_AXIS, "(b) training accuracy", zoom_share),
         ("loss", TRAIN_LOSS_AXIS, "(c) training loss", None),
-        ("loss", TRAIN_LOSS_AXIS, f"(d) training loss, last {percent}", zoom_share),
+        ("loss", TRAIN_LOSS_AXIS, "(d) training loss", zoom_share),
     )
     for ax, (column, axis_label, panel_title, zoom) in zip(axes, panels, strict=True):
-        _plot_training(ax, runs, column, window)
-        ax.set_title(panel_title if zoom is None else f"{panel_title} (zoomed)")
+        _plot_training(ax, runs, column, window, legend=False)
         ax.set_ylabel(axis_label)
-        if zoom is not None:
+        if zoom is None:
+            ax.set_title(panel_title)
+        else:
+            zoomed = f"zoomed on the last {percent} of iterations"
+            ax.set_title(f"{panel_title}, {zoomed}")
             _zoom_on_end(ax, runs, column, zoom)
+
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=len(labels),
+        title=_smoothing_note(window, separator=" "),
+    )
     return figure
 
 
 def draw_study(
     series: StudySeries, test_images: int, window: int = SMOOTHING
 ) -> dict[str, Figure]:
-    """Every figure of the study, keyed by file name, in the order of `STUDY_FIGURES`."""
+    """Every figure of the study by file name, in `STUDY_FIGURES` order."""
     titles = {spec.number: spec.heading for spec in STUDY_FIGURES}
 
     def variants_of(arch: str) -> list[RunSeries]:
         return [series.training[arch, variant] for variant in VARIANTS]
 
-    plain_models = [
-        RunSeries(ARCH_LABELS[arch], run.train, run.test)
-        for arch in ARCHS
-        for run in [series.training[arch, "plain"]]
-    ]
+    plain_models = []
+    for arch in ARCHS:
+        plain = series.training[arch, "plain"]
+        plain_models.append(RunSeries(ARCH_LABELS[arch], plain.train, plain.test))
     drawn = [
         descent_figure(titles[4], series.descent),
         training_figure(titles[5], variants_of("softmax"), window),
-        test_figure(titles[6], variants_of("softmax"), test_images),
+        evaluation_figure(titles[6], variants_of("softmax"), test_images),
         dropout_figure(titles[7], list(series.sweep.values()), test_images, window),
         training_figure(titles[8], variants_of("mlp"), window),
-        test_figure(titles[9], variants_of("mlp"), test_images),
+        evaluation_figure(titles[9], variants_of("mlp"), test_images),
         training_figure(titles[10], variants_of("cnn"), window),
-        test_figure(titles[11], variants_of("cnn"), test_images),
+        evaluation_figure(titles[11], variants_of("cnn"), test_images),
         comparison_figure(titles[12], plain_models, window),
-        test_figure(titles[13], plain_models, test_images),
+        evaluation_figure(titles[13], plain_models, test_images),
     ]
-    return {spec.name: figure for spec, figure in zip(STUDY_FIGURES, drawn, strict=True)}
+    pairs = zip(STUDY_FIGURES, drawn, strict=True)
+    return {spec.name: figure for spec, figure in pairs}
 
 
 def save_figure(figure: Figure, target: Path) -> None:
@@ -330,7 +352,7 @@ def save_figure(figure: Figure, target: Path) -> None:
 
 
 def write_figures(figures: Mapping[str, Figure]) -> list[Path]:
-    """Save each figure under its name in the figures folder; return the paths written."""
+    """Save each figure under its name in the figures folder; return paths."""
     written = []
     for name, figure in figures.items():
         target = paths.figure_file(name)
@@ -342,7 +364,8 @@ def write_figures(figures: Mapping[str, Figure]) -> list[Path]:
 def _new_figure(title: str, panels: int, columns: int | None = None) -> tuple[Figure, list[Axes]]:
     columns = columns or panels
     rows = -(-panels // columns)
-    figure = Figure(figsize=(6.2 * columns, 4.4 * rows + 0.5), layout="constrained")
+    width = max(6.2 * columns, 8.0)
+    figure = Figure(figsize=(width, 4.4 * rows + 0.5), layout="constrained")
     FigureCanvasAgg(figure)
     figure.suptitle(title, fontsize="x-large", fontweight="bold")
     axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
@@ -356,30 +379,44 @@ def _plot_training(
     runs: Sequence[RunSeries],
     column: str,
     window: int,
-    colors: Sequence[str] | None = None,
+    colors: Sequence[Color] | None = None,
+    legend: bool = True,
 ) -> None:
     """Faint raw per-iteration values and their labelled moving average."""
-    for color, run in zip(colors or _colors(), runs, strict=False):
+    for color, run in zip(colors or _colors(len(runs)), runs, strict=True):
         steps = run.train["step"]
         values = run.train[column]
-        ax.plot(steps, values, color=color, label=f"_{run.label}, each iteration", **_RAW)
-        ax.plot(steps, moving_average(values, window), color=color, label=run.label, **_AVERAGE)
+        average = moving_average(values, window)
+        raw_label = f"_{run.label}, each iteration"
+        ax.plot(steps, values, color=color, label=raw_label, **_RAW)
+        ax.plot(steps, average, color=color, label=run.label, **_AVERAGE)
     ax.set_xlabel(ITERATION_AXIS)
-    ax.legend(title=f"moving average of {window} iterations\n(faint: each iteration)")
+    if legend:
+        ax.legend(title=_smoothing_note(window))
 
 
-def _plot_test(
-    ax: Axes, runs: Sequence[RunSeries], test_images: int, colors: Sequence[str] | None = None
+def _smoothing_note(window: int, separator: str = "\n") -> str:
+    average = f"moving average of {window} iterations"
+    return f"{average}{separator}(faint: each iteration)"
+
+
+def _plot_evaluations(
+    ax: Axes,
+    runs: Sequence[RunSeries],
+    test_images: int,
+    colors: Sequence[Color] | None = None,
 ) -> None:
-    for color, run in zip(colors or _colors(), runs, strict=False):
-        ax.plot(run.test["step"], run.test["accuracy"], color=color, label=run.label, **_MEASURED)
+    """Test accuracy at the measured iterations only, a marker at each."""
+    for color, run in zip(colors or _colors(len(runs)), runs, strict=True):
+        steps, accuracy = run.test["step"], run.test["accuracy"]
+        ax.plot(steps, accuracy, color=color, label=run.label, **_MEASURED)
     ax.set_xlabel(ITERATION_AXIS)
-    ax.set_ylabel(test_accuracy_axis(test_images))
+    ax.set_ylabel(evaluation_axis(test_images))
     ax.legend(title="one marker per test evaluation")
 
 
 def _zoom_on_end(ax: Axes, runs: Sequence[RunSeries], column: str, share: float) -> None:
-    """Limit the axes to the last `share` of the iterations and the values drawn there."""
+    """Limit the axes to the last `share` of iterations and their values."""
     first = min(run.train["step"].min() for run in runs)
     last = max(run.train["step"].max() for run in runs)
     start = last - share * (last - first)
@@ -391,18 +428,17 @@ def _zoom_on_end(ax: Axes, runs: Sequence[RunSeries], column: str, share: float)
 
 
 def _rate_columns(table: pd.DataFrame) -> list[str]:
-    return [column for column in table.columns if column.startswith(DESCENT_RATE_PREFIX)]
+    prefix = DESCENT_RATE_PREFIX
+    return [column for column in table.columns if column.startswith(prefix)]
 
 
-def _colors() -> list[str]:
-    return [f"C{index}" for index in range(10)]
+def _colors(count: int) -> list[Color]:
+    """The default color cycle, repeated as needed."""
+    return [f"C{index % 10}" for index in range(count)]
 
 
-def _ordered_colors(count: int) -> list[tuple[float, ...]]:
+def _ordered_colors(count: int) -> list[Color]:
     """Colors along a sequential map, so that larger rates read as darker."""
     colormap = matplotlib.colormaps["viridis_r"]
-    return [colormap(0.15 + 0.75 * index / max(count - 1, 1)) for index in range(count)]
-
-
-def _letters() -> str:
-    return "abcdefghijklmnopqrstuvwxyz"
+    step = 0.75 / max(count - 1, 1)
+    return [colormap(0.15 + step * index) for index in range(count)]

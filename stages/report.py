@@ -1,0 +1,28 @@
+"""Stage report: write report/README.md from the study's metrics, tables and figures."""
+
+from nnlab import paths, report
+from nnlab.atomic import write_text
+from nnlab.params import ParamsError, load_params
+
+
+def main() -> None:
+    try:
+        params = load_params(paths.PARAMS)
+    except ParamsError as error:
+        raise SystemExit(str(error)) from None
+
+    try:
+        results = report.load_results(params.sweep.dropout_rates)
+    except FileNotFoundError as error:
+        missing = f"report: missing input {error.filename}"
+        raise SystemExit(f"{missing}; run `dvc repro`") from None
+    except ValueError as error:
+        raise SystemExit(f"report: {error}") from None
+
+    write_text(paths.REPORT_README, report.render_report(results))
+    trainings = len(results.training) + len(results.sweep)
+    print(f"report: wrote {paths.REPORT_README} ({trainings} trainings)")
+
+
+if __name__ == "__main__":
+    main()
