@@ -183,3 +183,10 @@ def test_misspelt_override_is_refused_naming_the_key(repo):
     result = run(["dvc", "exp", "run", "-S", "model.dropuot=0.8"], repo, check=False)
     assert result.returncode != 0
     assert "model.dropuot" in result.stdout + result.stderr
+
+
+def test_appended_unknown_key_is_refused_by_the_params_stage(repo):
+    result = run(["dvc", "exp", "run", "-S", "+model.dropuot=0.8"], repo, check=False)
+    assert result.returncode != 0
+    assert "model.dropuot: unknown key (0.8); check its spelling" in result.stderr
+    run(["git", "checkout", "--", "params.yaml"], repo)

@@ -60,6 +60,7 @@ class TrainParams(Section):
     eval_every: PositiveInt
     eval_batch_size: PositiveInt
     allow_divergence: bool
+    jit_compile: bool
     backend: BackendParams
 
 

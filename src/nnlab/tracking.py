@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
+from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -80,11 +81,20 @@ def ensure_experiment(client: MlflowClient, root: Path | None = None) -> str:
 
 
 def open_store() -> tuple[MlflowClient, str]:
-    """Client and experiment id of the project's store, checked to be usable."""
+    """Client and experiment id of the project's store, checked to be usable.
+
+    Several stages may open a new SQLite store at once (queued experiments); MLflow's schema
+    set-up is not safe against that, so it runs under a file lock beside the database.
+    """
     uri = tracking_uri()
     check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
-    return client, ensure_experiment(client)
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        client = MlflowClient(tracking_uri=uri)
+        return client, ensure_experiment(client)
+    with FileLock(f"{parsed.path}.lock", timeout=120):
+        client = MlflowClient(tracking_uri=uri)
+        return client, ensure_experiment(client)
 
 
 def source_tags(stage: str) -> dict[str, str]:

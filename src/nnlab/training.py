@@ -149,9 +149,10 @@ class StepRecorder(keras.callbacks.Callback):
         self.run.log_series("test_accuracy", steps, history.test_accuracy[start:])
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> None:
     """Adam and cross-entropy, with per-batch loss and accuracy as metrics."""
     model.compile(
+        jit_compile=jit_compile,
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=[
@@ -187,7 +188,7 @@ def fit(
 
     A non-finite training loss stops the training; the result then says it diverged.
     """
-    compile_model(model, settings.learning_rate)
+    compile_model(model, settings.learning_rate, settings.jit_compile)
     recorder = StepRecorder(
         test_images, test_labels, settings.eval_every, settings.eval_batch_size, run
     )
