@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,40 @@ def test_appended_unknown_key_is_refused_by_the_params_stage(repo):
     assert result.returncode != 0
     assert "model.dropuot: unknown key (0.8); check its spelling" in result.stderr
     run(["git", "checkout", "--", "params.yaml"], repo)
+
+
+def wait_for_queue(repo: Path, timeout_s: float = 1200) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        time.sleep(5)
+    raise AssertionError(f"queue still busy after {timeout_s} s:\n{status}")
+
+
+def test_queued_sweep_lands_every_run_in_the_one_store(repo):
+    before = {run.info.run_id for run in all_runs(repo)}
+    run(["dvc", "exp", "run", "--queue", "-S", "model.dropout=0.1,0.3,0.6"], repo)
+    run(["dvc", "queue", "start", "-j", "2"], repo)
+    try:
+        status = wait_for_queue(repo)
+    finally:
+        run(["dvc", "queue", "stop"], repo, check=False)
+    assert status.count("Success") >= 3, status
+
+    new_runs = [run for run in all_runs(repo) if run.info.run_id not in before]
+    assert all(run.info.status == "FINISHED" for run in new_runs)
+    by_rate = {}
+    for stored in new_runs:
+        by_rate.setdefault(stored.data.params["dropout_rate"], set()).add(stored.info.run_name)
+    expected = {"softmax-dropout", "mlp-dropout", "cnn-dropout"}
+    assert by_rate == {"0.1": expected, "0.3": expected, "0.6": expected}
+    assert len({stored.data.tags["dvc_experiment"] for stored in new_runs}) == 3
+
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    names = run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()
+    assert len(names) >= 3
+    assert all(name in shown for name in names)
+    rendered = run(["dvc", "plots", "diff", "-o", "diff-plots", *names], repo)
+    assert (repo / "diff-plots" / "index.html").exists(), rendered.stdout
