@@ -113,9 +113,7 @@ def worker(backend: str, arch: str, repeats: int, train_images: int) -> dict:
         )
 
     def recorder(run, eval_every: int) -> StepRecorder:
-        return StepRecorder(
-            test_images, test_labels, eval_every, settings.eval_batch_size, run
-        )
+        return StepRecorder(test_images, test_labels, eval_every, settings.eval_batch_size, run)
 
     never = 10**9
     fit(plain, [])
@@ -128,8 +126,9 @@ def worker(backend: str, arch: str, repeats: int, train_images: int) -> dict:
             for _ in range(repeats):
                 times["plain"].append(seconds(lambda: fit(plain, [])))
                 times["recorded"].append(seconds(lambda: fit(ours, [recorder(run, never)])))
-                pipeline = recorder(run, settings.eval_every)
-                times["pipeline"].append(seconds(lambda: fit(ours, [pipeline])))
+                times["pipeline"].append(
+                    seconds(lambda: fit(ours, [recorder(run, settings.eval_every)]))
+                )
 
     result = {name: statistics.median(values) for name, values in times.items()}
     result["images"] = len(images)

@@ -17,18 +17,25 @@ def main() -> None:
         "descent.dims": list(params.descent.dims),
         "sweep.dropout_rates": list(params.sweep.dropout_rates),
         "data.test_limit": params.data.test_limit,
+        "train.batch_size": params.train.batch_size,
+        "model.dropout": params.model.dropout,
+        "model.batchnorm.momentum": params.model.batchnorm.momentum,
+        "descent.samples": params.descent.samples,
+        "graph.loss": params.graph.loss,
     }
+    settings = figures.FigureSettings.from_params(params)
     try:
-        series = figures.load_study(params.descent.dims, params.sweep.dropout_rates)
+        series = figures.load_study(
+            params.descent.dims, params.sweep.dropout_rates, params.model.dropout
+        )
     except FileNotFoundError as error:
         missing = f"figures: missing input {error.filename}"
         raise SystemExit(f"{missing}; run `dvc repro`") from None
     except ValueError as error:
         raise SystemExit(f"figures: {error}") from None
 
-    test_images = figures.evaluated_images(params.data.test_limit)
     with tracking.start_run(stage="figures", run_name="figures", params=read) as run:
-        written = figures.write_figures(figures.draw_study(series, test_images))
+        written = figures.write_figures(figures.draw_study(series, settings))
         for path in written:
             run.log_artifact(path, "figures")
 

@@ -2,6 +2,7 @@
 
 from nnlab import paths, report
 from nnlab.atomic import write_text
+from nnlab.figures import FigureSettings
 from nnlab.params import ParamsError, load_params
 
 
@@ -19,7 +20,8 @@ def main() -> None:
     except ValueError as error:
         raise SystemExit(f"report: {error}") from None
 
-    write_text(paths.REPORT_README, report.render_report(results))
+    settings = FigureSettings.from_params(params)
+    write_text(paths.REPORT_README, report.render_report(results, settings))
     trainings = len(results.training) + len(results.sweep)
     print(f"report: wrote {paths.REPORT_README} ({trainings} trainings)")
 

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from nnlab import figures, paths, tracking
 from nnlab.atomic import write_csv
-from nnlab.params import ARCHS, VARIANTS
+from nnlab.params import ARCHS, VARIANTS, load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 ITERATIONS = 30
@@ -21,6 +21,15 @@ WINDOW = 3
 TEST_IMAGES = 2000
 DIMS = (8, 20)
 RATES = (0.0, 0.5)
+SETTINGS = figures.FigureSettings(
+    test_images=TEST_IMAGES,
+    batch_size=50,
+    dropout_rate=0.3,
+    batchnorm_momentum=0.99,
+    descent_samples=100,
+    descent_loss="mean_square",
+)
+VARIANT_NAMES = ["plain", "batch norm", "dropout 0.3"]
 
 
 def training_table(offset: float) -> pd.DataFrame:
@@ -60,7 +69,7 @@ def make_study() -> figures.StudySeries:
         (arch, variant) for arch in ARCHS for variant in VARIANTS
     ):
         offset = index / 100
-        label = figures.VARIANT_LABELS[variant]
+        label = figures.variant_label(variant, SETTINGS.dropout_rate)
         run = figures.RunSeries(label, training_table(offset), evaluation_table(offset))
         training[arch, variant] = run
     sweep = {
@@ -93,7 +102,7 @@ def study() -> figures.StudySeries:
 
 @pytest.fixture(scope="module")
 def drawn(study):
-    return figures.draw_study(study, test_images=TEST_IMAGES, window=WINDOW)
+    return figures.draw_study(study, SETTINGS, window=WINDOW)
 
 
 def legend_labels(ax) -> list[str]:
@@ -102,6 +111,14 @@ def legend_labels(ax) -> list[str]:
 
 def labelled_lines(ax) -> list:
     return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def line_styles(lines) -> list[tuple]:
+    return [(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines]
+
+
+def assert_all_different(values) -> None:
+    assert len(set(values)) == len(values), values
 
 
 def test_draw_study_returns_every_figure_in_the_study_order(drawn):
@@ -130,12 +147,28 @@ def test_every_figure_has_a_numbered_title_and_labelled_axes(drawn):
 
 def test_descent_figure_has_a_log_panel_per_size_and_a_curve_per_learning_rate(drawn):
     axes = drawn["fig04_descent"].axes
-    assert [ax.get_title() for ax in axes] == ["(a) K = 8", "(b) K = 20"]
     for ax, dim in zip(axes, DIMS, strict=True):
         assert ax.get_yscale() == "log"
         assert legend_labels(ax) == ["learning rate 0.001", "learning rate 0.01"]
         np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), dim * 3.0 * 0.2 ** np.arange(6))
-    assert axes[0].get_xlabel() == "iteration (one pass over the data set; 0 = start)"
+
+
+def test_descent_panels_name_their_size_and_initial_loss(drawn):
+    axes = drawn["fig04_descent"].axes
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["(a) K = 8, initial loss 24", "(b) K = 20, initial loss 60"]
+
+
+def test_descent_axes_say_an_iteration_is_a_pass_over_the_inputs_and_define_the_loss(drawn):
+    ax = drawn["fig04_descent"].axes[0]
+    assert ax.get_xlabel() == "pass over the N = 100 inputs (0 = start)"
+    assert ax.get_ylabel() == "loss L: mean over the N inputs\nof L(x) = mean(w²) (log scale)"
+
+
+def test_descent_learning_rates_differ_in_color_dashes_and_marker(drawn):
+    ax = drawn["fig04_descent"].axes[0]
+    for styles in zip(*line_styles(ax.get_lines()), strict=True):
+        assert_all_different(styles)
 
 
 @pytest.mark.parametrize(
@@ -149,9 +182,31 @@ def test_training_figure_has_loss_and_accuracy_panels_with_a_curve_per_variant(d
     assert "cross-entropy of the iteration's batch" in loss_ax.get_ylabel()
     assert "the iteration's batch" in accuracy_ax.get_ylabel()
     for ax in (loss_ax, accuracy_ax):
-        assert ax.get_xlabel() == "training iteration"
-        assert legend_labels(ax) == ["plain", "batch norm", "dropout"]
+        assert legend_labels(ax) == VARIANT_NAMES
         assert len(ax.get_lines()) == 6
+
+
+def test_training_axes_give_the_batch_size_and_the_training_mode(drawn):
+    for ax in drawn["fig10_cnn_train"].axes:
+        assert ax.get_xlabel() == "training iteration (one batch of 50 images)"
+        assert ax.get_ylabel().endswith("training mode: dropout active)")
+
+
+def test_training_variants_differ_in_color_dashes_and_marker(drawn):
+    for ax in drawn["fig05_softmax_train"].axes:
+        styles = line_styles(labelled_lines(ax))
+        assert styles == [
+            ("#0072B2", "-", "o"),
+            ("#D55E00", "--", "s"),
+            ("#009E73", ":", "^"),
+        ]
+
+
+def test_training_markers_of_different_curves_do_not_coincide(drawn):
+    ax = drawn["fig08_mlp_train"].axes[0]
+    starts = [line.get_markevery()[0] for line in labelled_lines(ax)]
+    assert starts == [0, 1, 2]
+    assert {line.get_markevery()[1] for line in labelled_lines(ax)} == {3}
 
 
 def test_training_curves_pair_faint_raw_values_with_their_moving_average(drawn, study):
@@ -173,13 +228,55 @@ def test_training_curves_pair_faint_raw_values_with_their_moving_average(drawn, 
 )
 def test_test_accuracy_is_drawn_only_at_the_measured_iterations(drawn, study, name, arch):
     (ax,) = drawn[name].axes
-    assert legend_labels(ax) == ["plain", "batch norm", "dropout"]
+    assert legend_labels(ax) == VARIANT_NAMES
     for line, variant in zip(ax.get_lines(), VARIANTS, strict=True):
         assert list(line.get_xdata()) == MEASURED_STEPS
         np.testing.assert_allclose(
             line.get_ydata(), study.training[arch, variant].test["accuracy"]
         )
-        assert line.get_marker() == "o"
+
+
+def test_test_accuracy_variants_differ_in_dashes_and_nest_their_open_markers(drawn):
+    (ax,) = drawn["fig11_cnn_test"].axes
+    lines = ax.get_lines()
+    assert [line.get_linestyle() for line in lines] == ["-", "--", ":"]
+    assert [line.get_marker() for line in lines] == ["o", "s", "^"]
+    assert [line.get_markerfacecolor() for line in lines] == ["none"] * 3
+    sizes = [line.get_markersize() for line in lines]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+
+
+def test_cnn_test_figure_explains_the_batch_norm_dip_next_to_its_curve(drawn, study):
+    (ax,) = drawn["fig11_cnn_test"].axes
+    (note,) = ax.texts
+    text = " ".join(note.get_text().split())
+    assert "inference mode" in text
+    assert "moving averages of the batch statistics" in text
+    assert "(momentum 0.99, roughly the last 100 iterations)" in text
+    assert "Figure 10" in text
+    batchnorm = study.training["cnn", "batchnorm"].test
+    assert note.xy == (batchnorm["step"][0], batchnorm["accuracy"][0])
+
+
+def test_note_arrow_points_at_the_lowest_test_accuracy_of_its_curve(study):
+    dipped = evaluation_table(0.0).assign(accuracy=[0.6, 0.11, 0.1, 0.4, 0.9, 0.95])
+    runs = [
+        study.training["cnn", "plain"],
+        figures.RunSeries("batch norm", study.training["cnn", "batchnorm"].train, dipped),
+    ]
+    note = figures.CurveNote("batch norm", "lagging moving averages")
+
+    figure = figures.evaluation_figure("CNN", runs, TEST_IMAGES, 50, note)
+
+    (annotation,) = figure.axes[0].texts
+    assert annotation.get_text() == "lagging moving averages"
+    assert annotation.xy == (15, 0.1)
+
+
+def test_other_test_figures_carry_no_note(drawn):
+    for name in ("fig06_softmax_test", "fig09_mlp_test", "fig13_models_test"):
+        (ax,) = drawn[name].axes
+        assert len(ax.texts) == 0
 
 
 def test_test_accuracy_axis_names_the_number_of_test_images(drawn):
@@ -196,8 +293,23 @@ def test_dropout_figure_has_training_and_test_panels_with_a_curve_per_rate(drawn
     assert [list(line.get_xdata()) for line in test_ax.get_lines()] == [MEASURED_STEPS] * 2
 
 
+def test_dropout_legends_say_the_rate_is_the_share_of_units_dropped(drawn):
+    for ax in drawn["fig07_softmax_dropout"].axes:
+        title = ax.get_legend().get_title().get_text()
+        assert title.startswith("dropout rate (share of units dropped)\n")
+
+
+def test_dropout_rates_differ_in_color_dashes_and_marker(drawn):
+    train_ax, test_ax = drawn["fig07_softmax_dropout"].axes
+    for lines in (labelled_lines(train_ax), test_ax.get_lines()):
+        for styles in zip(*line_styles(lines), strict=True):
+            assert_all_different(styles)
+    assert train_ax.get_ylabel().endswith("training mode: dropout active)")
+
+
 def test_model_comparison_has_full_and_zoomed_accuracy_and_loss_panels(drawn):
     figure = drawn["fig12_models_train"]
+    assert "Plain variants" in figure.get_suptitle()
     titles = [ax.get_title() for ax in figure.axes]
     assert titles == [
         "(a) training accuracy",
@@ -210,6 +322,9 @@ def test_model_comparison_has_full_and_zoomed_accuracy_and_loss_panels(drawn):
     assert labels == ["softmax regression", "MLP", "CNN"]
     for ax in figure.axes:
         assert [line.get_label() for line in labelled_lines(ax)] == labels
+        assert "dropout" not in ax.get_ylabel()
+        for styles in zip(*line_styles(labelled_lines(ax)), strict=True):
+            assert_all_different(styles)
 
 
 def test_zoomed_panel_shows_the_last_half_with_a_fitted_y_range(drawn, study):
@@ -224,6 +339,7 @@ def test_zoomed_panel_shows_the_last_half_with_a_fitted_y_range(drawn, study):
 
 
 def test_model_test_figure_compares_the_plain_variants(drawn, study):
+    assert "Plain variants" in drawn["fig13_models_test"].get_suptitle()
     (ax,) = drawn["fig13_models_test"].axes
     assert legend_labels(ax) == ["softmax regression", "MLP", "CNN"]
     for line, arch in zip(ax.get_lines(), ARCHS, strict=True):
@@ -231,6 +347,45 @@ def test_model_test_figure_compares_the_plain_variants(drawn, study):
         np.testing.assert_allclose(
             line.get_ydata(), study.training[arch, "plain"].test["accuracy"]
         )
+
+
+def test_settings_are_read_from_params_yaml():
+    settings = figures.FigureSettings.from_params(load_params(PROJECT / "params.yaml"))
+    assert settings == figures.FigureSettings(
+        test_images=10_000,
+        batch_size=500,
+        dropout_rate=0.5,
+        batchnorm_momentum=0.99,
+        descent_samples=100,
+        descent_loss="mean_square",
+    )
+    assert settings.momentum_window == 100
+
+
+def test_captions_fill_in_the_settings():
+    captions = {spec.number: spec.caption(SETTINGS) for spec in figures.STUDY_FIGURES}
+    assert "N = 100 random inputs" in captions[4]
+    assert "L(x) = mean(w²)" in captions[4]
+    assert "one batch of 50 images" in captions[5]
+    assert "plain, batch norm and dropout 0.3" in captions[10]
+    assert "on the 2,000 test images" in captions[9]
+    assert "share of units dropped" in captions[7]
+    assert "plain variants" in captions[12] and "plain variants" in captions[13]
+    assert all("{" not in caption for caption in captions.values())
+
+
+def test_cnn_test_caption_explains_the_batch_norm_dip():
+    (spec,) = [spec for spec in figures.STUDY_FIGURES if spec.number == 11]
+    caption = spec.caption(SETTINGS)
+    assert "can fall to chance (0.1)" in caption
+    assert "moving averages of the batch statistics" in caption
+    assert "(momentum 0.99, roughly the last 100 iterations)" in caption
+
+
+def test_training_captions_warn_that_dropout_is_active():
+    for number in (5, 8, 10):
+        (spec,) = [spec for spec in figures.STUDY_FIGURES if spec.number == number]
+        assert "training mode, with dropout active" in spec.caption(SETTINGS)
 
 
 def test_moving_average_is_the_trailing_mean_of_the_window():
@@ -248,12 +403,13 @@ def test_load_study_reads_the_files_the_stages_write(tmp_path, monkeypatch, stud
     monkeypatch.chdir(tmp_path)
     write_study_files(study)
 
-    loaded = figures.load_study(DIMS, RATES)
+    loaded = figures.load_study(DIMS, RATES, dropout_rate=0.3)
 
     pd.testing.assert_frame_equal(
         loaded.training["cnn", "dropout"].test, study.training["cnn", "dropout"].test
     )
-    assert loaded.training["cnn", "dropout"].label == "dropout"
+    assert loaded.training["cnn", "dropout"].label == "dropout 0.3"
+    assert loaded.training["cnn", "batchnorm"].label == "batch norm"
     assert loaded.sweep[0.5].label == "dropout 0.5"
     assert list(loaded.descent[20].columns) == ["iteration", "lr_0.001", "lr_0.01"]
 
@@ -270,7 +426,9 @@ def test_written_figures_are_identical_bytes_for_identical_inputs(tmp_path, monk
     runs = [study.training["cnn", variant] for variant in VARIANTS]
 
     def draw() -> dict:
-        return {"fig11_cnn_test": figures.evaluation_figure("CNN", runs, TEST_IMAGES)}
+        note = figures.CurveNote("batch norm", "moving averages lag")
+        figure = figures.evaluation_figure("CNN", runs, TEST_IMAGES, 50, note)
+        return {"fig11_cnn_test": figure}
 
     (written,) = figures.write_figures(draw())
     first = written.read_bytes()

@@ -118,6 +118,11 @@ def all_runs(repo: Path) -> list:
     return client.search_runs([experiment.experiment_id], max_results=1000)
 
 
+def training_runs(repo: Path) -> list:
+    """Runs of the `train@` stages (not the sweep, figures or part 1)."""
+    return [run for run in all_runs(repo) if run.data.tags["nnlab.stage"].startswith("train@")]
+
+
 def runs_by_name(repo: Path) -> dict:
     """The first run of each name (the baseline's, before any experiment)."""
     runs = sorted(all_runs(repo), key=lambda run: run.info.start_time, reverse=True)
@@ -175,7 +180,7 @@ def test_exp_run_with_new_dropout_reruns_only_the_dropout_trainings(repo):
     assert DROPOUT_STAGES | {"params"} <= ran
     assert ran <= DROPOUT_STAGES | {"params", "figures", "report"}
 
-    dropout_runs = [run for run in all_runs(repo) if run.data.params.get("dropout_rate") == "0.8"]
+    dropout_runs = [run for run in training_runs(repo) if run.data.params["dropout_rate"] == "0.8"]
     assert len(dropout_runs) == 3
     assert {run.data.tags.get("dvc_experiment") for run in dropout_runs} == {"dropout-08"}
 
@@ -204,7 +209,7 @@ def wait_for_queue(repo: Path, timeout_s: float = 1200) -> str:
 
 
 def test_queued_sweep_lands_every_run_in_the_one_store(repo):
-    before = {run.info.run_id for run in all_runs(repo)}
+    before = {run.info.run_id for run in training_runs(repo)}
     run(["dvc", "exp", "run", "--queue", "-S", "model.dropout=0.1,0.3,0.6"], repo)
     run(["dvc", "queue", "start", "-j", "2"], repo)
     try:
@@ -213,7 +218,7 @@ def test_queued_sweep_lands_every_run_in_the_one_store(repo):
         run(["dvc", "queue", "stop"], repo, check=False)
     assert status.count("Success") >= 3, status
 
-    new_runs = [run for run in all_runs(repo) if run.info.run_id not in before]
+    new_runs = [run for run in training_runs(repo) if run.info.run_id not in before]
     assert all(run.info.status == "FINISHED" for run in new_runs)
     by_rate = {}
     for stored in new_runs:

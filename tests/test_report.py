@@ -9,11 +9,12 @@ from ruamel.yaml import YAML
 
 from nnlab import paths, report
 from nnlab.atomic import write_json, write_text
-from nnlab.figures import STUDY_FIGURES
-from nnlab.params import ARCHS, VARIANTS
+from nnlab.figures import STUDY_FIGURES, FigureSettings
+from nnlab.params import ARCHS, VARIANTS, load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 RATES = (0.0, 0.5)
+SETTINGS = FigureSettings.from_params(load_params(PROJECT / "params.yaml"))
 GRADIENT_TABLE = """# Gradients for K = 2, seed 1
 
 | gradient | hand-written |  | torch autograd |  |
@@ -73,13 +74,25 @@ def study_outputs(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def text(study_outputs) -> str:
-    return report.render_report(report.load_results(RATES))
+    return report.render_report(report.load_results(RATES), SETTINGS)
 
 
 def test_report_embeds_every_figure_relative_to_the_report_folder(text):
     for spec in STUDY_FIGURES:
         assert f"![{spec.heading}](../plots/figures/{spec.name}.png)" in text
-        assert f"*Figure {spec.number}. {spec.caption}*" in text
+        assert f"*Figure {spec.number}. {spec.caption(SETTINGS)}*" in text
+
+
+def test_report_captions_state_the_settings_of_the_figures(text):
+    assert "N = 100 random inputs" in text
+    assert "L is the mean over the data set of L(x) = mean(w²)" in text
+    assert "(one batch of 500 images); plain, batch norm and dropout 0.5." in text
+
+
+def test_report_explains_the_batch_norm_dip_of_the_cnn_under_its_figure(text):
+    cnn = text[text.index("fig11_cnn_test.png") : text.index("### The three models")]
+    assert "in inference mode it normalizes with moving averages" in cnn
+    assert "(momentum 0.99, roughly the last 100 iterations)" in cnn
 
 
 def test_figure_links_resolve_from_the_report_folder(study_outputs):
