@@ -141,26 +141,31 @@ def test_dimension_below_one_is_refused(workspace, stage):
     assert_nothing_produced(workspace)
 
 
-def produced_bytes(workspace: Path) -> dict[str, bytes]:
+def produced_bytes(workspace: Path, name: str) -> dict[str, bytes]:
     files = [
-        workspace / "metrics" / "train" / "mlp-dropout.json",
-        *sorted((workspace / "plots" / "series" / "train" / "mlp-dropout").glob("*.csv")),
+        workspace / "metrics" / "train" / f"{name}.json",
+        *sorted((workspace / "plots" / "series" / "train" / name).glob("*.csv")),
     ]
     return {file.name: file.read_bytes() for file in files}
 
 
 @pytest.mark.slow
-def test_same_seed_gives_identical_results_and_another_seed_different_ones(workspace):
-    assert run_stage(workspace, "train.py", "mlp", "dropout").returncode == 0
-    first = produced_bytes(workspace)
-    assert run_stage(workspace, "train.py", "mlp", "dropout").returncode == 0
-    assert produced_bytes(workspace) == first
+@pytest.mark.parametrize(("arch", "variant"), [("mlp", "dropout"), ("cnn", "batchnorm")])
+def test_same_seed_gives_identical_results_and_another_seed_different_ones(
+    workspace, arch, variant
+):
+    name = f"{arch}-{variant}"
+    write_params(workspace, train__epochs=6, train__batch_size=200)
+    assert run_stage(workspace, "train.py", arch, variant).returncode == 0
+    first = produced_bytes(workspace, name)
+    assert run_stage(workspace, "train.py", arch, variant).returncode == 0
+    assert produced_bytes(workspace, name) == first
 
-    write_params(workspace, seed=2)
-    assert run_stage(workspace, "train.py", "mlp", "dropout").returncode == 0
-    other = produced_bytes(workspace)
+    write_params(workspace, train__epochs=6, train__batch_size=200, seed=2)
+    assert run_stage(workspace, "train.py", arch, variant).returncode == 0
+    other = produced_bytes(workspace, name)
     assert other["train.csv"] != first["train.csv"]
-    assert other["mlp-dropout.json"] != first["mlp-dropout.json"]
+    assert other[f"{name}.json"] != first[f"{name}.json"]
 
 
 def training_runs(workspace: Path) -> list:
