@@ -8,6 +8,7 @@ dvc.lock; outputs that live only in the DVC cache being absent (a fresh clone) i
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import json
 from dataclasses import dataclass
@@ -124,8 +125,6 @@ def render(verdicts: list[Verdict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Check thresholds and staleness; return the exit status."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="nnlab check", description=__doc__.splitlines()[0])
     parser.add_argument("--thresholds", type=Path, default=THRESHOLDS)
     parser.add_argument(
