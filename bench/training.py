@@ -82,13 +82,13 @@ def worker(backend: str, arch: str, repeats: int, train_images: int) -> dict:
     from nnlab.mnist import load_mnist
     from nnlab.models import build_model, variant_of
     from nnlab.params import load_params
-    from nnlab.training import StepRecorder, compile_model
+    from nnlab.training import EvaluationSet, StepRecorder, compile_model
 
     params = load_params(paths.PARAMS)
     settings = params.train
     data = load_mnist(paths.MNIST, train_limit=train_images)
     images, labels = data.x_train[..., None], data.y_train
-    test_images, test_labels = data.x_test[..., None], data.y_test
+    test_set = EvaluationSet(data.x_test[..., None], data.y_test, settings.eval_batch_size)
     variant = variant_of("plain", params.model)
 
     plain = build_model(arch, variant, params.arch)
@@ -113,7 +113,7 @@ def worker(backend: str, arch: str, repeats: int, train_images: int) -> dict:
         )
 
     def recorder(run, eval_every: int) -> StepRecorder:
-        return StepRecorder(test_images, test_labels, eval_every, settings.eval_batch_size, run)
+        return StepRecorder(test_set, eval_every, run)
 
     never = 10**9
     fit(plain, [])

@@ -18,7 +18,7 @@ def layer_kinds(arch: str, variant: str) -> list[str]:
     ("variant", "expected"),
     [
         ("plain", ["Rescaling", "Flatten", "Dense"]),
-        ("batchnorm", ["Rescaling", "Flatten", "BatchNormalization", "Dense"]),
+        ("batchnorm", ["Rescaling", "Flatten", "FusedBatchNormalization", "Dense"]),
         ("dropout", ["Rescaling", "Flatten", "Dropout", "Dense"]),
     ],
 )
@@ -28,7 +28,7 @@ def test_softmax_layers_in_order(variant, expected):
 
 @pytest.mark.parametrize(
     ("variant", "extra"),
-    [("plain", []), ("batchnorm", ["BatchNormalization"]), ("dropout", ["Dropout"])],
+    [("plain", []), ("batchnorm", ["FusedBatchNormalization"]), ("dropout", ["Dropout"])],
 )
 def test_mlp_adds_the_variant_layer_after_each_hidden_layer(variant, extra):
     expected = ["Rescaling", "Flatten", "Dense", *extra, "Dense", *extra, "Dense"]
@@ -39,10 +39,10 @@ def test_cnn_batchnorm_follows_each_convolution():
     assert layer_kinds("cnn", "batchnorm") == [
         "Rescaling",
         "Conv2D",
-        "BatchNormalization",
+        "FusedBatchNormalization",
         "MaxPooling2D",
         "Conv2D",
-        "BatchNormalization",
+        "FusedBatchNormalization",
         "MaxPooling2D",
         "Flatten",
         "Dense",

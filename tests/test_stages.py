@@ -200,3 +200,31 @@ def test_expected_divergence_lets_the_stage_succeed(workspace):
     (run,) = training_runs(workspace)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["diverged"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keras_backend", ["tensorflow", "torch", "jax"])
+def test_every_backend_trains_and_reports_what_its_saved_model_scores(workspace, keras_backend):
+    write_params(workspace, train__backend__cnn=keras_backend)
+    result = run_stage(workspace, "train.py", "cnn", "batchnorm")
+    assert result.returncode == 0, result.stderr
+
+    metrics = json.loads((workspace / "metrics" / "train" / "cnn-batchnorm.json").read_text())
+    assert metrics["iterations"] == 4  # 200 images, batches of 50, one epoch
+    test_series = workspace / "plots" / "series" / "train" / "cnn-batchnorm" / "test.csv"
+    assert test_series.read_text().splitlines()[1:] != []
+    (run,) = training_runs(workspace)
+    assert run.data.tags["keras_backend"] == keras_backend
+
+    import keras
+
+    from nnlab.models import load_model
+
+    model = load_model(workspace / "models" / "train" / "cnn-batchnorm.keras")
+    with np.load(workspace / "data" / "mnist.npz") as data:
+        images, labels = data["x_test"][..., None], data["y_test"]
+    probabilities = keras.ops.convert_to_numpy(model(images, training=False))
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
+    loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1))))
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert metrics["test"]["loss"] == pytest.approx(loss, rel=1e-4)

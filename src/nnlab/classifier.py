@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import resource
 
 import keras
 
@@ -104,6 +105,7 @@ def _timing(result: TrainingResult, batch_size: int) -> dict[str, float]:
         "train_seconds": result.train_seconds,
         "eval_seconds": result.history.eval_seconds,
         "images_per_second": result.iterations * batch_size / result.train_seconds,
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 

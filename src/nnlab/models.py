@@ -14,11 +14,14 @@ saved model needs no separate preprocessing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 from keras import layers
 
+from nnlab.layers import FusedBatchNormalization
 from nnlab.params import ArchParams, BatchnormParams, ModelParams
+from nnlab.training import BatchMean
 
 IMAGE_SHAPE = (28, 28, 1)
 CLASSES = 10
@@ -66,6 +69,15 @@ def build_model(arch: str, variant: Variant, arch_params: ArchParams) -> keras.S
     )
 
 
+def load_model(path: Path) -> keras.Model:
+    """A model saved by a training stage, compiled as it was trained."""
+    custom_objects = {
+        "FusedBatchNormalization": FusedBatchNormalization,
+        "BatchMean": BatchMean,
+    }
+    return keras.saving.load_model(path, custom_objects=custom_objects)
+
+
 def _softmax_body(variant: Variant) -> list[layers.Layer]:
     return [layers.Flatten(), *_regularizers(variant)]
 
@@ -100,7 +112,7 @@ def _batchnorm(variant: Variant) -> list[layers.Layer]:
     if variant.batchnorm is None:
         return []
     settings = variant.batchnorm
-    return [layers.BatchNormalization(momentum=settings.momentum, epsilon=settings.epsilon)]
+    return [FusedBatchNormalization(momentum=settings.momentum, epsilon=settings.epsilon)]
 
 
 def _dropout(variant: Variant) -> list[layers.Layer]:

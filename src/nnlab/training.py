@@ -24,11 +24,12 @@ from nnlab.tracking import TrackedRun
 log = logging.getLogger(__name__)
 
 
+@keras.saving.register_keras_serializable(package="nnlab")
 class BatchMean(keras.metrics.Metric):
     """Mean of a per-sample function over the latest batch only, not the epoch so far."""
 
-    def __init__(self, function, name: str) -> None:
-        super().__init__(name=name)
+    def __init__(self, function, name: str, dtype=None) -> None:
+        super().__init__(name=name, dtype=dtype)
         self.function = function
         self.value = self.add_variable(shape=(), initializer="zeros", name="value")
 
@@ -36,10 +37,21 @@ class BatchMean(keras.metrics.Metric):
         self.value.assign(ops.mean(self.function(y_true, y_pred)))
 
     def result(self):
-        return self.value
+        return ops.copy(self.value)
 
     def reset_state(self) -> None:
         self.value.assign(0.0)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "function": keras.saving.serialize_keras_object(self.function),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> BatchMean:
+        function = keras.saving.deserialize_keras_object(config.pop("function"))
+        return cls(function, **config)
 
 
 @dataclass
@@ -72,11 +84,26 @@ class Evaluation:
     accuracy: float
 
 
-def evaluate(
-    model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int
-) -> Evaluation:
+class EvaluationSet:
+    """Images cut once into backend tensors of `batch_size`, with their labels.
+
+    Evaluating then costs one compiled forward pass per batch: no data pipeline is built and
+    no array is converted per evaluation, which is most of the cost of `model.predict` for the
+    small models (about 80 ms against 11 ms for the softmax model on 10,000 images).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+        self.labels = labels
+        self.batches = [
+            ops.convert_to_tensor(images[start : start + batch_size])
+            for start in range(0, len(images), batch_size)
+        ]
+
+
+def evaluate(model: keras.Model, data: EvaluationSet) -> Evaluation:
     """Mean cross-entropy and accuracy over a whole set, in inference mode."""
-    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    probabilities = np.concatenate([model.predict_on_batch(batch) for batch in data.batches])
+    labels = data.labels
     picked = probabilities[np.arange(len(labels)), labels]
     loss = -np.mean(np.log(np.clip(picked, 1e-7, 1.0)))
     accuracy = np.mean(np.argmax(probabilities, axis=1) == labels)
@@ -87,18 +114,11 @@ class StepRecorder(keras.callbacks.Callback):
     """Keeps the batch metrics of every iteration and evaluates the test set periodically."""
 
     def __init__(
-        self,
-        test_images: np.ndarray,
-        test_labels: np.ndarray,
-        eval_every: int,
-        eval_batch_size: int,
-        run: TrackedRun | None = None,
+        self, test_set: EvaluationSet, eval_every: int, run: TrackedRun | None = None
     ) -> None:
         super().__init__()
-        self.test_images = test_images
-        self.test_labels = test_labels
+        self.test_set = test_set
         self.eval_every = eval_every
-        self.eval_batch_size = eval_batch_size
         self.run = run
         self.history = History()
         self.iteration = 0
@@ -122,7 +142,7 @@ class StepRecorder(keras.callbacks.Callback):
 
         if self.iteration % self.eval_every == 0:
             started = time.perf_counter()
-            result = evaluate(self.model, self.test_images, self.test_labels, self.eval_batch_size)
+            result = evaluate(self.model, self.test_set)
             history.eval_seconds += time.perf_counter() - started
             history.test_steps.append(self.iteration)
             history.test_loss.append(result.loss)
@@ -189,9 +209,8 @@ def fit(
     A non-finite training loss stops the training; the result then says it diverged.
     """
     compile_model(model, settings.learning_rate, settings.jit_compile)
-    recorder = StepRecorder(
-        test_images, test_labels, settings.eval_every, settings.eval_batch_size, run
-    )
+    test_set = EvaluationSet(test_images, test_labels, settings.eval_batch_size)
+    recorder = StepRecorder(test_set, settings.eval_every, run)
 
     started = time.perf_counter()
     model.fit(
@@ -211,8 +230,8 @@ def fit(
         )
         test = train = None
     else:
-        test = evaluate(model, test_images, test_labels, settings.eval_batch_size)
-        train = evaluate(model, images, labels, settings.eval_batch_size)
+        test = evaluate(model, test_set)
+        train = evaluate(model, EvaluationSet(images, labels, settings.eval_batch_size))
 
     return TrainingResult(
         history=history,
