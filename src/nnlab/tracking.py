@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.async_logging.run_operations import RunOperations
 
 from nnlab import paths
 
@@ -114,12 +115,18 @@ def source_tags(stage: str) -> dict[str, str]:
 
 
 class TrackedRun:
-    """One MLflow run; metrics are buffered and written in batches."""
+    """One MLflow run; metrics are buffered and written in batches.
+
+    `send()` hands the buffered metrics to MLflow's background writer and returns at once,
+    so a training loop does not wait for the database; `flush()` also waits until all of
+    them are stored. The run is closed only after a `flush()`.
+    """
 
     def __init__(self, client: MlflowClient, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
         self._pending: list[Metric] = []
+        self._sending: list[RunOperations] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [Param(key, str(value)) for key, value in params.items()]
@@ -135,23 +142,31 @@ class TrackedRun:
         for key, value in metrics.items():
             self._pending.append(Metric(key, float(value), timestamp, step))
         if len(self._pending) >= BATCH_LIMIT:
-            self.flush()
+            self.send()
 
     def log_series(self, key: str, steps: Sequence[int], values: Sequence[float]) -> None:
-        """A whole per-step history of one metric, written in batches."""
+        """A per-step history of one metric, kept until the next `flush()`."""
         timestamp = int(time.time() * 1000)
         for step, value in zip(steps, values, strict=True):
             self._pending.append(Metric(key, float(value), timestamp, int(step)))
-        self.flush()
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.flush()
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
-    def flush(self) -> None:
+    def send(self) -> None:
+        """Start writing the buffered metrics in the background."""
         while self._pending:
             batch, self._pending = self._pending[:BATCH_LIMIT], self._pending[BATCH_LIMIT:]
-            self.client.log_batch(self.run_id, metrics=batch)
+            operation = self.client.log_batch(self.run_id, metrics=batch, synchronous=False)
+            self._sending.append(operation)
+
+    def flush(self) -> None:
+        """Write the buffered metrics and wait until every metric sent so far is stored."""
+        self.send()
+        sending, self._sending = self._sending, []
+        for operation in sending:
+            operation.wait()
 
 
 @contextmanager

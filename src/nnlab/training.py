@@ -155,7 +155,7 @@ class StepRecorder(keras.callbacks.Callback):
         self.flush()
 
     def flush(self) -> None:
-        """Send the series recorded since the last flush to MLflow in a few batches."""
+        """Hand the series recorded since the last flush to MLflow's background writer."""
         if self.run is None:
             return
         history = self.history
@@ -167,6 +167,7 @@ class StepRecorder(keras.callbacks.Callback):
         steps = history.test_steps[start:]
         self.run.log_series("test_loss", steps, history.test_loss[start:])
         self.run.log_series("test_accuracy", steps, history.test_accuracy[start:])
+        self.run.send()
 
 
 def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> None:
