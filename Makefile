@@ -47,9 +47,10 @@ ui: setup ## Open the MLflow UI on 127.0.0.1:5000 over the project's store
 		--backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 		--default-artifact-root file://$(CURDIR)/mlartifacts
 
-bench: setup ## Benchmarks: gradients, training per backend, pipeline wall time
+bench: setup ## Benchmarks: gradients, training per backend, whole stages, pipeline wall time
 	$(BIN)/python bench/gradient.py
 	$(BIN)/python bench/training.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/pipeline.py
 
 clean: ## Remove the environment and caches (keeps data, results and the MLflow store)
