@@ -53,7 +53,10 @@ def test_training_benchmark_compares_plain_and_pipeline_fits(workspace):
     for name in ("softmax", "cnn-batchnorm"):
         measured = report["results"]["tensorflow"][name]
         assert measured["images"] == 400
-        for column in ("plain", "recorded", "pipeline", "recording", "peak_memory_mb"):
+        for column in ("plain", "bare", "recorded", "pipeline", "recording", "stored"):
             assert measured[column] > 0, column
+        assert measured["peak_memory_mb"] > 0
         assert measured["recording"] < measured["recorded"]
+        assert set(measured["shares"]) == {"recording", "direct", "stored", "evaluation"}
+        assert 0 < measured["shares"]["direct"] < 1
     assert report["results"]["tensorflow"]["cnn-batchnorm"]["flops_per_image"] > 0

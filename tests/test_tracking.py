@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nnlab import paths, tracking
@@ -32,6 +33,31 @@ def test_successful_stage_is_finished_with_params_tags_and_batched_history(track
     assert stored.data.tags["nnlab.stage"] == "train@mlp-plain"
     history = client.get_metric_history(stored.info.run_id, "train_loss")
     assert sorted(metric.step for metric in history) == list(range(1, 2501))
+
+
+def test_series_sent_during_a_stage_are_all_stored_when_it_ends(tracking_store):
+    with tracking.start_run("train@cnn-plain", "cnn-plain") as run:
+        for epoch in range(3):
+            steps = range(epoch * 100 + 1, epoch * 100 + 101)
+            run.log_series("train_loss", steps, [float(step) for step in steps])
+            run.send()
+    client, stored = only_run(tracking_store)
+    history = client.get_metric_history(stored.info.run_id, "train_loss")
+    assert sorted((metric.step, metric.value) for metric in history) == [
+        (step, float(step)) for step in range(1, 301)
+    ]
+
+
+def test_a_write_that_fails_in_the_background_raises_at_flush(tracking_store):
+    client, experiment_id = tracking.open_store()
+    run_id = client.create_run(experiment_id).info.run_id
+    run = tracking.TrackedRun(client, run_id)
+    client.delete_run(run_id)
+    run.log_series("train_loss", [1, 2], [0.5, 0.25])
+    run.send()
+    with pytest.raises(MlflowException, match="active"):
+        run.flush()
+    run.close()
 
 
 def test_exception_inside_a_stage_marks_the_run_failed(tracking_store):

@@ -3,7 +3,8 @@
 The store defaults to SQLite in the project root (`mlflow.db`, artifacts in `mlartifacts/`),
 both as absolute paths so runs from the copies that `dvc exp run` makes land in the same
 store. `MLFLOW_TRACKING_URI` overrides it. Per-step metrics are buffered and written in
-batches; a run that raises is marked FAILED and one stopped by SIGINT or SIGTERM KILLED.
+batches by a writer thread of the run's own; a run that raises is marked FAILED and one
+stopped by SIGINT or SIGTERM KILLED.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -24,7 +26,6 @@ from urllib.parse import urlparse
 from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.utils.async_logging.run_operations import RunOperations
 
 from nnlab import paths
 
@@ -117,16 +118,19 @@ def source_tags(stage: str) -> dict[str, str]:
 class TrackedRun:
     """One MLflow run; metrics are buffered and written in batches.
 
-    `send()` hands the buffered metrics to MLflow's background writer and returns at once,
-    so a training loop does not wait for the database; `flush()` also waits until all of
-    them are stored. The run is closed only after a `flush()`.
+    `send()` hands the buffered metrics to the run's writer thread and returns at once, so a
+    training loop does not wait for the database; `flush()` also waits until all of them are
+    stored. One writer keeps the batches in order. MLflow's own asynchronous logging is not
+    used: closing it waits for its queue's one-second poll, longer than a small model's
+    whole series takes to store.
     """
 
     def __init__(self, client: MlflowClient, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
         self._pending: list[Metric] = []
-        self._sending: list[RunOperations] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
+        self._sending: list[Future] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [Param(key, str(value)) for key, value in params.items()]
@@ -158,15 +162,22 @@ class TrackedRun:
         """Start writing the buffered metrics in the background."""
         while self._pending:
             batch, self._pending = self._pending[:BATCH_LIMIT], self._pending[BATCH_LIMIT:]
-            operation = self.client.log_batch(self.run_id, metrics=batch, synchronous=False)
-            self._sending.append(operation)
+            written = self._writer.submit(self.client.log_batch, self.run_id, metrics=batch)
+            self._sending.append(written)
 
     def flush(self) -> None:
-        """Write the buffered metrics and wait until every metric sent so far is stored."""
+        """Write the buffered metrics and wait until every metric sent so far is stored.
+
+        A write that failed raises here, in the caller's thread.
+        """
         self.send()
         sending, self._sending = self._sending, []
-        for operation in sending:
-            operation.wait()
+        for written in sending:
+            written.result()
+
+    def close(self) -> None:
+        """Stop the writer thread; call after the last `flush()`."""
+        self._writer.shutdown(wait=True)
 
 
 @contextmanager
@@ -193,6 +204,7 @@ def start_run(
         try:
             run.flush()
         finally:
+            run.close()
             client.set_terminated(run.run_id, status=status)
             log.info("MLflow run %s (%s) %s", run_name, run.run_id, status)
 
