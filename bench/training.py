@@ -10,6 +10,10 @@ the same images, taking turns, for `--repeats` rounds:
   SQLite store, test evaluation switched off, until every metric is stored;
 - pipeline: the recorded fit with the test set evaluated every `eval_every` iterations.
 
+Each fit makes as many passes over the images as it takes to last `--min-fit-seconds` on
+the bare model (one pass for the CNN; many for the small models, whose single pass lasts a
+fraction of a second, too short to tell a few percent apart from the machine's noise).
+
 Shares are medians over rounds of one fit against the other fit of the same round. Recording
 is shown three ways: its added wall time (recorded against bare, noisy on a shared machine),
 the time spent inside the recorder's own code (direct), and the time MLflow takes to store
@@ -17,7 +21,8 @@ one fit's series when it is made to wait for it (stored: what the background wri
 beside the training). The CNN's achieved GFLOP/s is set against a float32 matrix product
 timed in the same run; each worker's peak memory is its resident maximum.
 
-    python bench/training.py [--repeats 3] [--train-images 20000] [--backends tensorflow torch]
+    python bench/training.py [--repeats 3] [--train-images 20000] [--min-fit-seconds 2]
+                             [--backends tensorflow torch] [--models softmax cnn]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -76,7 +82,9 @@ def seconds(action, *arguments) -> float:
     return time.perf_counter() - start
 
 
-def worker(backend: str, model_name: str, repeats: int, train_images: int) -> dict:
+def worker(
+    backend: str, model_name: str, repeats: int, train_images: int, min_fit_seconds: float
+) -> dict:
     """Time one model on one backend; runs in its own process (Keras fixes its backend)."""
     from nnlab import backend as keras_backend
 
@@ -130,12 +138,14 @@ def worker(backend: str, model_name: str, repeats: int, train_images: int) -> di
         jit_compile=settings.jit_compile,
     )
 
+    epochs = 1
+
     def fit(model, callbacks) -> None:
         model.fit(
             images,
             labels,
             batch_size=settings.batch_size,
-            epochs=1,
+            epochs=epochs,
             shuffle=True,
             callbacks=callbacks,
             verbose=0,
@@ -144,6 +154,7 @@ def worker(backend: str, model_name: str, repeats: int, train_images: int) -> di
     never = 10**9
     fit(plain, [])
     fit(ours, [StepRecorder(test_set, never)])
+    epochs = max(1, math.ceil(min_fit_seconds / seconds(fit, ours, [])))
 
     rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as store:
@@ -169,7 +180,8 @@ def worker(backend: str, model_name: str, repeats: int, train_images: int) -> di
         "stored": statistics.median(row["stored"] / row["recorded"] for row in rounds),
         "evaluation": statistics.median(row["pipeline"] / row["recorded"] - 1 for row in rounds),
     }
-    result["images"] = len(images)
+    result["images"] = len(images) * epochs
+    result["epochs"] = epochs
     if arch == "cnn":
         result["flops_per_image"] = cnn_training_flops(ours)
     return result
@@ -184,7 +196,9 @@ def store_series(run, history) -> None:
     run.flush()
 
 
-def run_worker(backend: str, model_name: str, repeats: int, train_images: int) -> dict:
+def run_worker(
+    backend: str, model_name: str, repeats: int, train_images: int, min_fit_seconds: float
+) -> dict:
     """Start a worker process; return its timings and its peak resident memory."""
     command = [
         sys.executable,
@@ -196,6 +210,8 @@ def run_worker(backend: str, model_name: str, repeats: int, train_images: int) -
         str(repeats),
         "--train-images",
         str(train_images),
+        "--min-fit-seconds",
+        str(min_fit_seconds),
     ]
     with tempfile.TemporaryFile(mode="w+") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.DEVNULL)
@@ -248,6 +264,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="rounds per measurement")
     parser.add_argument("--train-images", type=int, default=20_000, help="images per epoch")
+    parser.add_argument(
+        "--min-fit-seconds", type=float, default=2.0, help="least duration of one timed fit"
+    )
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--worker", nargs=2, metavar=("BACKEND", "MODEL"), help=argparse.SUPPRESS)
@@ -255,14 +274,17 @@ def main() -> None:
 
     if args.worker:
         backend, model_name = args.worker
-        print(json.dumps(worker(backend, model_name, args.repeats, args.train_images)))
+        timings = worker(
+            backend, model_name, args.repeats, args.train_images, args.min_fit_seconds
+        )
+        print(json.dumps(timings))
         return
 
     installed = [name for name in args.backends if importlib.util.find_spec(name) is not None]
     gflops = matmul_gflops()
     results = {
         backend: {
-            name: run_worker(backend, name, args.repeats, args.train_images)
+            name: run_worker(backend, name, args.repeats, args.train_images, args.min_fit_seconds)
             for name in args.models
         }
         for backend in installed
