@@ -1,9 +1,15 @@
 """The three classifiers are built layer by layer as the study describes them."""
 
+import json
+import time
+import zipfile
+
+import keras
+import numpy as np
 import pytest
 from keras import layers
 
-from nnlab.models import Variant, build_model, variant_of
+from nnlab.models import Variant, build_model, load_model, save_model, variant_of
 from nnlab.params import load_params
 
 PARAMS = load_params()
@@ -96,3 +102,21 @@ def test_unknown_architecture_is_refused_with_the_allowed_names():
 def test_unknown_variant_is_refused_with_the_allowed_names():
     with pytest.raises(ValueError, match="allowed: plain, batchnorm, dropout"):
         variant_of("weightnorm", PARAMS.model)
+
+
+def test_a_model_saved_twice_gives_the_same_bytes_and_loads_back(tmp_path):
+    model = build_model("mlp", variant_of("batchnorm", PARAMS.model), PARAMS.arch)
+    first, second = tmp_path / "first.keras", tmp_path / "second.keras"
+    save_model(model, first)
+    time.sleep(2.1)  # Keras stamps the second and the zip entries every two seconds
+    save_model(model, second)
+
+    assert first.read_bytes() == second.read_bytes()
+    loaded = load_model(second)
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0)
+    )
+    with zipfile.ZipFile(second) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["keras_version"] == keras.__version__

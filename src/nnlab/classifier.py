@@ -10,7 +10,7 @@ import keras
 
 from nnlab import atomic, paths, tracking
 from nnlab.mnist import load_mnist
-from nnlab.models import Variant, build_model
+from nnlab.models import Variant, build_model, save_model
 from nnlab.params import Params, flatten
 from nnlab.training import TrainingResult, fit
 
@@ -117,7 +117,7 @@ def _write_outputs(
     timing: dict[str, float],
 ) -> None:
     with atomic.atomic_path(paths.model_file(name, group)) as temporary:
-        model.save(temporary)
+        save_model(model, temporary)
     atomic.write_csv(paths.train_series(name, group), result.history.train_table())
     atomic.write_csv(paths.test_series(name, group), result.history.test_table())
     atomic.write_json(paths.train_metrics(name, group), _results(result))

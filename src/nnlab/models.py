@@ -13,6 +13,8 @@ saved model needs no separate preprocessing.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from nnlab.training import BatchMean
 
 IMAGE_SHAPE = (28, 28, 1)
 CLASSES = 10
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,29 @@ def build_model(arch: str, variant: Variant, arch_params: ArchParams) -> keras.S
         ],
         name=arch,
     )
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save `model` as a `.keras` archive whose bytes depend on the model alone.
+
+    Keras stamps the archive with the moment of saving (`date_saved` in `metadata.json` and
+    the weights entry's date), so an identical model saved again would get a new hash and
+    DVC would see a changed output after every re-run. Both stamps are set to the zip
+    format's first date, 1980-01-01; everything else Keras wrote is kept as it was.
+    """
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, content in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(content)
+                metadata["date_saved"] = "1980-01-01@00:00:00"
+                content = json.dumps(metadata).encode()
+            fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            archive.writestr(fixed, content)
 
 
 def load_model(path: Path) -> keras.Model:
