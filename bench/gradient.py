@@ -103,6 +103,7 @@ def main() -> None:
             },
         },
     )
+    print(f"written to {paths.GRADIENT_BENCHMARK}")
 
 
 if __name__ == "__main__":

@@ -253,9 +253,10 @@ def table(results: dict, gflops: float) -> str:
             )
     lines.append(f"float32 matrix product (numpy, 2048 x 2048): {gflops:.1f} GFLOP/s")
     lines.append(
-        "plain: model.fit, Keras's own layers; ratio: plain time / pipeline time; recording: "
-        "added wall time; direct: in the recorder's code; stored: MLflow's writing; "
-        "shares of training time"
+        "plain: model.fit, Keras's own layers; ratio: plain time / pipeline time; "
+        "recording, evaluation: wall time they add to the fit without them (noisy, may be "
+        "negative); direct: time in the recorder's code; stored: time MLflow takes to store "
+        "the fit's series; all as shares of the fit's time"
     )
     return "\n".join(lines)
 
