@@ -17,6 +17,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 from keras import layers
@@ -76,9 +77,11 @@ def save_model(model: keras.Model, path: Path) -> None:
     """Save `model` as a `.keras` archive whose bytes depend on the model alone.
 
     Keras stamps the archive with the moment of saving (`date_saved` in `metadata.json` and
-    the weights entry's date), so an identical model saved again would get a new hash and
-    DVC would see a changed output after every re-run. Both stamps are set to the zip
-    format's first date, 1980-01-01; everything else Keras wrote is kept as it was.
+    the weights entry's date) and marks objects shared between layers with their memory
+    addresses (`shared_object_id` in `config.json`), so an identical model saved by another
+    process would get a new hash and DVC would see a changed output after every re-run. The
+    stamps are set to the zip format's first date, 1980-01-01, and the shared objects are
+    numbered in order of appearance; everything else Keras wrote is kept as it was.
     """
     model.save(path)
     with zipfile.ZipFile(path) as archive:
@@ -89,10 +92,27 @@ def save_model(model: keras.Model, path: Path) -> None:
                 metadata = json.loads(content)
                 metadata["date_saved"] = "1980-01-01@00:00:00"
                 content = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                content = json.dumps(_number_shared_objects(json.loads(content))).encode()
             fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
             fixed.compress_type = info.compress_type
             fixed.external_attr = info.external_attr
             archive.writestr(fixed, content)
+
+
+def _number_shared_objects(config: Any, numbers: dict[int, int] | None = None) -> Any:
+    """`config` with each distinct `shared_object_id` replaced by 1, 2, ... as first met."""
+    numbers = {} if numbers is None else numbers
+    if isinstance(config, list):
+        return [_number_shared_objects(item, numbers) for item in config]
+    if not isinstance(config, dict):
+        return config
+    numbered = {key: _number_shared_objects(value, numbers) for key, value in config.items()}
+    if "shared_object_id" in numbered:
+        numbered["shared_object_id"] = numbers.setdefault(
+            numbered["shared_object_id"], len(numbers) + 1
+        )
+    return numbered
 
 
 def load_model(path: Path) -> keras.Model:
