@@ -152,6 +152,14 @@ def worker(
         )
 
     never = 10**9
+
+    def store_again(run, history) -> None:
+        """Store one fit's series again through the recorder; wait until MLflow has them."""
+        again = StepRecorder(test_set, never, run)
+        again.history = history
+        again.flush()
+        run.flush()
+
     fit(plain, [])
     fit(ours, [StepRecorder(test_set, never)])
     epochs = max(1, math.ceil(min_fit_seconds / seconds(fit, ours, [])))
@@ -168,7 +176,7 @@ def worker(
                 run.flush()
                 measured["recorded"] = time.perf_counter() - start
                 measured["recording"] = recorder.seconds
-                measured["stored"] = seconds(store_series, run, recorder.history)
+                measured["stored"] = seconds(store_again, run, recorder.history)
                 evaluating = StepRecorder(test_set, settings.eval_every, run)
                 measured["pipeline"] = seconds(fit, ours, [evaluating])
                 rounds.append(measured)
@@ -185,15 +193,6 @@ def worker(
     if arch == "cnn":
         result["flops_per_image"] = cnn_training_flops(ours)
     return result
-
-
-def store_series(run, history) -> None:
-    """Store one fit's series again and wait for MLflow to finish writing them."""
-    for key in ("train_loss", "train_accuracy"):
-        run.log_series(key, history.train_steps, getattr(history, key))
-    for key in ("test_loss", "test_accuracy"):
-        run.log_series(key, history.test_steps, getattr(history, key))
-    run.flush()
 
 
 def run_worker(
